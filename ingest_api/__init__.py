@@ -1,0 +1,1 @@
+"""The HTTP layer: a FastAPI app that parses requests and calls ``workbench``."""

@@ -1,0 +1,7 @@
+"""CLI commands of the alerting area (filled in by the owner of that area)."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []

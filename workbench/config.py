@@ -1,0 +1,96 @@
+"""The one source of configuration: :class:`Settings`, read from the environment.
+
+Defaults make an embedded single-machine setup: everything under ``./data``
+(Parquet lake, write-ahead log, SQLite catalog, executed notebooks), no
+Elasticsearch. Every entry point calls :func:`get_settings` (or receives a
+``Settings`` from its caller, which is how tests point it elsewhere).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the system; environment variable names are given per field."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(default=Path("./data"), alias="WORKBENCH_DATA_DIR")
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    lake_url: str = Field(default="", alias="WORKBENCH_LAKE_URL")
+    elastic_url: str | None = Field(default=None, alias="ELASTIC_URL")
+    host: str = Field(default="127.0.0.1", alias="WORKBENCH_HOST")
+    port: int = Field(default=4000, alias="PORT", ge=1, le=65535)
+    dashboard_port: int = Field(default=8866, alias="WORKBENCH_DASHBOARD_PORT", ge=1, le=65535)
+    dashboard_url: str = Field(default="", alias="WORKBENCH_DASHBOARD_URL")
+
+    # Ingest limits: each answered with an error that names the field and the limit.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, alias="WORKBENCH_MAX_BODY_BYTES", gt=0)
+    max_batch_events: int = Field(default=10_000, alias="WORKBENCH_MAX_BATCH_EVENTS", gt=0)
+    max_service_chars: int = Field(default=128, alias="WORKBENCH_MAX_SERVICE_CHARS", gt=0)
+    max_message_chars: int = Field(default=32_768, alias="WORKBENCH_MAX_MESSAGE_CHARS", gt=0)
+    max_meta_depth: int = Field(default=8, alias="WORKBENCH_MAX_META_DEPTH", gt=0)
+    max_meta_bytes: int = Field(default=16_384, alias="WORKBENCH_MAX_META_BYTES", gt=0)
+    max_future_skew_s: int = Field(default=300, alias="WORKBENCH_MAX_FUTURE_SKEW_SECONDS", ge=0)
+    max_past_age_s: int = Field(default=400 * 86400, alias="WORKBENCH_MAX_PAST_AGE_SECONDS", gt=0)
+
+    # Durability and flushing.
+    flush_interval_s: float = Field(default=1.0, alias="WORKBENCH_FLUSH_INTERVAL_SECONDS", gt=0)
+    flush_max_events: int = Field(default=100_000, alias="WORKBENCH_FLUSH_MAX_EVENTS", gt=0)
+    max_wal_backlog_bytes: int = Field(
+        default=256 * 1024 * 1024, alias="WORKBENCH_MAX_WAL_BACKLOG_BYTES", gt=0
+    )
+
+    # Alerting.
+    evaluate_interval_s: int = Field(default=60, alias="WORKBENCH_EVALUATE_INTERVAL_SECONDS", gt=0)
+    evaluate_timeout_s: int = Field(default=50, alias="WORKBENCH_EVALUATE_TIMEOUT_SECONDS", gt=0)
+    runs_retention_days: int = Field(default=7, alias="WORKBENCH_RUNS_RETENTION_DAYS", gt=0)
+    webhook_timeout_s: float = Field(default=5.0, alias="WORKBENCH_WEBHOOK_TIMEOUT_SECONDS", gt=0)
+    allow_private_webhooks: bool = Field(default=True, alias="WORKBENCH_ALLOW_PRIVATE_WEBHOOKS")
+
+    # Dashboard.
+    refresh_interval_s: int = Field(default=30, alias="WORKBENCH_REFRESH_SECONDS", ge=0)
+
+    @field_validator("database_url", "lake_url")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().absolute()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'workbench.db'}"
+        if not self.lake_url:
+            self.lake_url = str(self.data_dir / "lake")
+        if not self.dashboard_url:
+            self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
+        if self.elastic_url is not None and not self.elastic_url.strip():
+            self.elastic_url = None
+        return self
+
+    @property
+    def wal_dir(self) -> Path:
+        """Directory holding one write-ahead log folder per ingest process."""
+        return self.data_dir / "wal"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Directory where executed alert notebooks are kept as the audit trail."""
+        return self.data_dir / "runs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment."""
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the variable (alias)
+        from workbench.errors import ConfigError
+
+        raise ConfigError(f"invalid configuration: {exc}") from exc
