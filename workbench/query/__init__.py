@@ -1,0 +1,1 @@
+"""Queries over the lake: search, error trends, window counts for alert rules."""
