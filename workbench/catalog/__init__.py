@@ -1,0 +1,1 @@
+"""The catalog: rules, channels, incidents, deliveries, runs and silences in SQL (SQLModel)."""

@@ -1,0 +1,223 @@
+"""The catalog tables (SQLModel): rules, channels, incidents and everything around them.
+
+Python attribute names are snake_case; camelCase exists only at the HTTP edge.
+Every timestamp is timezone-aware UTC (``UTCDateTime``). Ids are UUIDs.
+The partial unique index ``uq_incident_active_fingerprint`` holds the invariant
+"at most one open or acknowledged incident per fingerprint" in the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from workbench.catalog.types import UTCDateTime
+
+ACTIVE_STATUSES: tuple[str, ...] = ("open", "acknowledged")
+INCIDENT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware UTC (only for row defaults, never in decisions)."""
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class AlertRule(SQLModel, table=True):
+    """A threshold rule: alert when ``service`` logs >= ``threshold`` matching events in the window."""
+
+    __tablename__ = "alert_rules"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(default="", max_length=200)
+    service: str = Field(index=True, max_length=128)
+    threshold: int
+    window_minutes: int
+    cooldown_minutes: int = 0
+    levels: list[str] = Field(
+        default_factory=lambda: ["error", "fatal"], sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    message_contains: str | None = Field(default=None, max_length=500)
+    auto_resolve_minutes: int | None = None
+    severity: str = Field(default="warning", max_length=16)
+    enabled: bool = True
+    last_triggered_at: datetime | None = _ts()
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
+
+
+class NotificationChannel(SQLModel, table=True):
+    """Where notifications go: a webhook URL, optionally signed with a per-channel secret."""
+
+    __tablename__ = "notification_channels"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    type: str = Field(default="webhook", max_length=32)
+    name: str = Field(default="", max_length=200)
+    target: str = Field(max_length=2048)  # the webhook URL (column name as the original)
+    secret: str | None = Field(default=None, max_length=256)
+    enabled: bool = True
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
+
+
+class AlertIncident(SQLModel, table=True):
+    """One incident of a fingerprint ``{service}:{rule_id}``: open -> acknowledged -> resolved."""
+
+    __tablename__ = "alert_incidents"
+    __table_args__ = (
+        sa.Index(
+            "uq_incident_active_fingerprint",
+            "fingerprint",
+            unique=True,
+            sqlite_where=sa.text("status IN ('open', 'acknowledged')"),
+            postgresql_where=sa.text("status IN ('open', 'acknowledged')"),
+        ),
+        sa.Index("ix_incident_fingerprint_triggered", "fingerprint", "triggered_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    rule_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("alert_rules.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    service: str = Field(max_length=128, index=True)
+    fingerprint: str = Field(max_length=300)
+    status: str = Field(default="open", max_length=16, index=True)
+    severity: str = Field(default="warning", max_length=16)
+    error_count: int = 0
+    threshold: int = 0
+    window_minutes: int = 0
+    first_triggered_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    triggered_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    last_seen_error_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    acknowledged_at: datetime | None = _ts()
+    acknowledged_by: str | None = Field(default=None, max_length=200)
+    resolved_at: datetime | None = _ts()
+    resolved_by: str | None = Field(default=None, max_length=200)
+    reopen_count: int = 0
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
+
+
+class IncidentEvent(SQLModel, table=True):
+    """One step of an incident's timeline: created, seen, acknowledged, resolved, reopened, notified."""
+
+    __tablename__ = "incident_events"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    incident_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("alert_incidents.id", ondelete="CASCADE"), nullable=False,
+            index=True,
+        )
+    )
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    kind: str = Field(max_length=32)
+    actor: str = Field(default="evaluator", max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    """A notification in the outbox: written with the incident change, then sent and retried."""
+
+    __tablename__ = "notification_deliveries"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    incident_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("alert_incidents.id", ondelete="CASCADE"), nullable=True,
+            index=True,
+        ),
+    )
+    channel_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("notification_channels.id", ondelete="SET NULL"),
+            nullable=True,
+        ),
+    )
+    event_type: str = Field(max_length=64)
+    url: str = Field(max_length=2048)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)  # pending|sent|failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    last_error: str | None = Field(default=None, max_length=2000)
+    response_code: int | None = None
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    sent_at: datetime | None = _ts()
+
+
+class EvaluationRun(SQLModel, table=True):
+    """One evaluation tick: the heartbeat the dashboard shows ("alerting ran 40 s ago")."""
+
+    __tablename__ = "evaluation_runs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    now: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    finished_at: datetime | None = _ts()
+    status: str = Field(default="running", max_length=16)  # running|ok|error
+    dry_run: bool = False
+    rules_evaluated: int = 0
+    outcomes: dict[str, int] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
+    error: str | None = Field(default=None, max_length=4000)
+    notebook_path: str | None = Field(default=None, max_length=1000)
+
+
+class Decision(SQLModel, table=True):
+    """Why a rule did or did not page at one tick: the answer to "why was I not paged?"."""
+
+    __tablename__ = "evaluation_decisions"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    run_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("evaluation_runs.id", ondelete="CASCADE"), nullable=True,
+            index=True,
+        ),
+    )
+    rule_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, index=True))
+    incident_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+    fingerprint: str = Field(max_length=300)
+    count: int
+    threshold: int
+    action: str = Field(max_length=32)  # none|create|update|reopen|suppress|auto_resolve
+    reason: str = Field(max_length=64)
+
+
+class Silence(SQLModel, table=True):
+    """Mute notifications and incident creation for a service or a rule during a time span."""
+
+    __tablename__ = "silences"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    service: str | None = Field(default=None, max_length=128)
+    rule_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
+    starts_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    ends_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    reason: str = Field(default="", max_length=1000)
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+    )
