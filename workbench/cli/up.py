@@ -1,7 +1,203 @@
-"""CLI commands of the up area (filled in by the owner of that area)."""
+"""``workbench up``: start the whole system (ingest API, alert scheduler, Voila dashboard).
+
+A small supervisor: each part runs as its own process; one that dies is restarted
+(with a growing delay), and Ctrl-C or SIGTERM stops them all.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
 import click
 
-COMMANDS: list[click.Command] = []
+from workbench.config import Settings, get_settings
+
+
+@dataclass
+class Part:
+    """One supervised process of the system."""
+
+    name: str
+    argv: list[str]
+    url: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(self.argv, env=env)  # noqa: S603 - argv built here
+        self.started_at = time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+                if resp.status < 500:
+                    return True
+        except Exception:
+            time.sleep(0.3)
+    return False
+
+
+def seed_demo(settings: Settings, now: datetime) -> str | None:
+    """Write demo logs and example rules when the lake is empty; return what was done."""
+    from workbench.catalog.db import get_engine, init_db
+    from workbench.lake.reader import visible_files
+
+    init_db(get_engine(settings.database_url))
+    if visible_files(settings.lake_url):
+        return None
+    from workbench import demo
+
+    n = demo.generate(
+        settings.lake_url, events=200_000, days=7, services=8, now=now, seed=42
+    )
+    _seed_rules(settings, now)
+    return f"seeded {n:,} demo events over 7 days and example alert rules"
+
+
+def _seed_rules(settings: Settings, now: datetime) -> None:
+    from sqlmodel import select
+
+    from workbench.catalog.db import get_engine, session_scope
+    from workbench.catalog.models import AlertRule
+    from workbench.query.services import services
+
+    names = services(settings.lake_url)[:4]
+    with session_scope(get_engine(settings.database_url)) as session:
+        if session.exec(select(AlertRule)).first() is not None:
+            return
+        for i, service in enumerate(names):
+            session.add(
+                AlertRule(
+                    name=f"{service} error burst",
+                    service=service,
+                    threshold=5 + 5 * i,
+                    window_minutes=5,
+                    cooldown_minutes=15,
+                    severity="critical" if i == 0 else "warning",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+@click.command("up")
+@click.option("--host", default=None, help="Address for the API and dashboard (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Ingest/REST API port (default $PORT or 4000).")
+@click.option("--dashboard-port", type=int, default=None, help="Voila port (default 8866).")
+@click.option("--seed-demo", is_flag=True, help="Write demo logs and rules if the lake is empty.")
+@click.option("--no-scheduler", is_flag=True, help="Do not run the alert scheduler.")
+@click.option("--no-dashboard", is_flag=True, help="Do not run the Voila dashboard.")
+def up_command(
+    host: str | None,
+    port: int | None,
+    dashboard_port: int | None,
+    seed_demo: bool,
+    no_scheduler: bool,
+    no_dashboard: bool,
+) -> None:
+    """Start the ingest API, the alert scheduler and the dashboard; print their URLs."""
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    dashboard_port = dashboard_port or settings.dashboard_port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    if seed_demo:
+        done = globals()["seed_demo"](settings, now)
+        if done:
+            click.echo(f"workbench: {done}")
+    else:
+        from workbench.catalog.db import get_engine, init_db
+
+        init_db(get_engine(settings.database_url))
+
+    env = dict(os.environ)
+    env["WORKBENCH_DATA_DIR"] = str(settings.data_dir)
+    env.setdefault("WORKBENCH_DASHBOARD_URL", f"http://{host}:{dashboard_port}")
+    py = [sys.executable, "-m", "workbench"]
+    parts = [Part("api", [*py, "serve", "--host", host, "--port", str(port)],
+                  url=f"http://{host}:{port}/health")]
+    if not no_scheduler:
+        parts.append(Part("scheduler", [*py, "scheduler"]))
+    if not no_dashboard:
+        from workbench.dashboard.serve import dashboard_command
+
+        parts.append(
+            Part("dashboard", dashboard_command(settings, host=host, port=dashboard_port),
+                 url=f"http://{host}:{dashboard_port}/")
+        )
+    _supervise(parts, env, host=host, port=port, dashboard_port=dashboard_port,
+               with_dashboard=not no_dashboard)
+
+
+def _supervise(
+    parts: list[Part], env: dict[str, str], *, host: str, port: int, dashboard_port: int,
+    with_dashboard: bool,
+) -> None:
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    for part in parts:
+        part.start(env)
+    for part in parts:
+        if part.url and not _wait_http(part.url, timeout=60):
+            click.echo(f"workbench: {part.name} did not answer on {part.url} yet", err=True)
+    click.echo(f"workbench: ingest API   http://{host}:{port}  (POST /api/logs, GET /health)")
+    if with_dashboard:
+        click.echo(f"workbench: dashboard    http://{host}:{dashboard_port}/")
+    click.echo("workbench: all parts started; Ctrl-C stops them", nl=True)
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            for part in parts:
+                if part.proc is None or part.proc.poll() is None:
+                    continue
+                if part.next_start == 0.0:
+                    delay = min(30.0, 2.0 ** min(part.restarts, 5))
+                    if time.monotonic() - part.started_at > 60:
+                        part.restarts, delay = 0, 1.0
+                    part.next_start = time.monotonic() + delay
+                    click.echo(
+                        f"workbench: {part.name} exited with {part.proc.returncode}; "
+                        f"restarting in {delay:.0f}s",
+                        err=True,
+                    )
+                elif time.monotonic() >= part.next_start:
+                    part.restarts += 1
+                    part.next_start = 0.0
+                    part.start(env)
+    finally:
+        for part in parts:
+            part.stop()
+        deadline = time.monotonic() + 10
+        for part in parts:
+            if part.proc is None:
+                continue
+            try:
+                part.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                part.proc.kill()
+
+
+COMMANDS: list[click.Command] = [up_command]
