@@ -1,0 +1,378 @@
+"""API models of the catalog (not tables): what comes in (``*Create``/``*Update``) and goes out (``*Public``).
+
+Python names are snake_case; the HTTP edge sees camelCase through aliases
+(``windowMinutes``), and either spelling is accepted on input. Timestamps go out
+as ISO 8601 UTC with millisecond precision and a ``Z`` (``2026-01-01T10:00:00.000Z``,
+as the original API); timestamps coming in must carry a time zone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+Level = Literal["debug", "info", "warn", "error", "fatal"]
+Severity = Literal["critical", "warning", "info"]
+IncidentStatus = Literal["open", "acknowledged", "resolved"]
+
+DEFAULT_LEVELS: tuple[Level, ...] = ("error", "fatal")
+MAX_WINDOW_MINUTES = 1440
+MAX_COOLDOWN_MINUTES = 10080
+
+
+def format_utc(value: datetime) -> str:
+    """Return ``value`` as ISO 8601 UTC with milliseconds and a ``Z`` suffix."""
+    if value.tzinfo is None:  # the catalog never yields naive times; refuse to guess
+        raise ValueError("naive datetime cannot be serialised as UTC")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+# Outgoing timestamps: kept as datetime in Python, rendered "...Z" in JSON.
+UTCTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
+# Incoming timestamps: must carry a zone (naive times never enter), normalised to UTC.
+AwareUTC = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+
+class _Edge(BaseModel):
+    """Base of every API model: camelCase aliases, snake_case names accepted too."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class _Input(_Edge):
+    """Base of request bodies: unknown keys are an error naming the key (typos do not pass)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _normalise_levels(value: Any) -> Any:
+    # Levels are case-insensitive on input, like log events; stored lower-case, deduplicated.
+    if isinstance(value, list):
+        seen: list[Any] = []
+        for v in value:
+            v = v.lower() if isinstance(v, str) else v
+            if v not in seen:
+                seen.append(v)
+        return seen
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# ---------------------------------------------------------------- rules
+
+
+class RuleCreate(_Input):
+    """A new alert rule: page when ``service`` logs >= ``threshold`` matching events in the window."""
+
+    service: str = Field(min_length=1, max_length=128)
+    threshold: int = Field(ge=1)
+    window_minutes: int = Field(ge=1, le=MAX_WINDOW_MINUTES)
+    cooldown_minutes: int = Field(default=0, ge=0, le=MAX_COOLDOWN_MINUTES)
+    name: str = Field(default="", max_length=200)
+    levels: list[Level] = Field(default_factory=lambda: list(DEFAULT_LEVELS), min_length=1)
+    message_contains: str | None = Field(default=None, max_length=500)
+    auto_resolve_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
+    severity: Severity = "warning"
+    enabled: bool = True
+
+    _levels = field_validator("levels", mode="before")(_normalise_levels)
+    _message = field_validator("message_contains", mode="before")(_blank_to_none)
+
+
+# Fields of RuleUpdate that may be set to null (meaning "clear it").
+_RULE_NULLABLE = frozenset({"message_contains", "auto_resolve_minutes"})
+
+
+class RuleUpdate(_Input):
+    """A partial change of a rule; only the keys present are applied (``{"enabled": false}`` toggles)."""
+
+    service: str | None = Field(default=None, min_length=1, max_length=128)
+    threshold: int | None = Field(default=None, ge=1)
+    window_minutes: int | None = Field(default=None, ge=1, le=MAX_WINDOW_MINUTES)
+    cooldown_minutes: int | None = Field(default=None, ge=0, le=MAX_COOLDOWN_MINUTES)
+    name: str | None = Field(default=None, max_length=200)
+    levels: list[Level] | None = Field(default=None, min_length=1)
+    message_contains: str | None = Field(default=None, max_length=500)
+    auto_resolve_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
+    severity: Severity | None = None
+    enabled: bool | None = None
+
+    _levels = field_validator("levels", mode="before")(_normalise_levels)
+    _message = field_validator("message_contains", mode="before")(_blank_to_none)
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> RuleUpdate:
+        if not self.model_fields_set:
+            raise ValueError("no field to update")
+        for name in self.model_fields_set - _RULE_NULLABLE:
+            if getattr(self, name) is None:
+                raise ValueError(f"{to_camel(name)} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Return the fields the caller set (snake_case names), nulls included for clearable ones."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class RulePublic(_Edge):
+    """An alert rule as the API shows it."""
+
+    id: uuid.UUID
+    name: str
+    service: str
+    threshold: int
+    window_minutes: int
+    cooldown_minutes: int
+    levels: list[str]
+    message_contains: str | None
+    auto_resolve_minutes: int | None
+    severity: str
+    enabled: bool
+    last_triggered_at: UTCTimestamp | None
+    created_at: UTCTimestamp
+    updated_at: UTCTimestamp
+
+
+# ---------------------------------------------------------------- channels
+
+
+def check_webhook_url(value: str) -> str:
+    """Return ``value`` if it is an absolute http(s) URL with a host, else raise ValueError."""
+    if any(c.isspace() for c in value):
+        raise ValueError("URL must not contain whitespace")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("URL must start with http:// or https://")
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise ValueError(f"invalid URL: {exc}") from exc
+    if not host:
+        raise ValueError("URL must name a host")
+    return value
+
+
+class ChannelCreate(_Input):
+    """A new notification channel: a webhook URL, optionally signed with an HMAC secret."""
+
+    type: Literal["webhook"] = "webhook"
+    target: Annotated[str, AfterValidator(check_webhook_url)] = Field(max_length=2048)
+    name: str = Field(default="", max_length=200)
+    secret: str | None = Field(default=None, min_length=1, max_length=256)
+    enabled: bool = True
+
+    _secret = field_validator("secret", mode="before")(_blank_to_none)
+
+
+_CHANNEL_NULLABLE = frozenset({"secret"})
+
+
+class ChannelUpdate(_Input):
+    """A partial change of a channel (``{"enabled": false}`` toggles; ``secret: null`` removes it)."""
+
+    target: Annotated[str, AfterValidator(check_webhook_url)] | None = Field(
+        default=None, max_length=2048
+    )
+    name: str | None = Field(default=None, max_length=200)
+    secret: str | None = Field(default=None, min_length=1, max_length=256)
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> ChannelUpdate:
+        if not self.model_fields_set:
+            raise ValueError("no field to update")
+        for name in self.model_fields_set - _CHANNEL_NULLABLE:
+            if getattr(self, name) is None:
+                raise ValueError(f"{to_camel(name)} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Return the fields the caller set (snake_case names)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class ChannelPublic(_Edge):
+    """A channel as the API shows it: the secret never leaves, only whether there is one."""
+
+    id: uuid.UUID
+    type: str
+    name: str
+    target: str
+    enabled: bool
+    has_secret: bool
+    created_at: UTCTimestamp
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_to_flag(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return value
+        # A table row: read the attributes we show, derive has_secret, drop the secret.
+        return {
+            "id": value.id,
+            "type": value.type,
+            "name": value.name,
+            "target": value.target,
+            "enabled": value.enabled,
+            "has_secret": bool(value.secret),
+            "created_at": value.created_at,
+        }
+
+
+# ---------------------------------------------------------------- incidents
+
+
+class IncidentPublic(_Edge):
+    """An incident with the original API's keys plus rule, severity, timeline summary fields."""
+
+    id: uuid.UUID
+    service: str
+    fingerprint: str
+    error_count: int
+    window_minutes: int
+    triggered_at: UTCTimestamp
+    last_seen_error_at: UTCTimestamp
+    status: str
+    acknowledged_at: UTCTimestamp | None
+    resolved_at: UTCTimestamp | None
+    rule_id: uuid.UUID | None
+    severity: str
+    threshold: int
+    first_triggered_at: UTCTimestamp
+    acknowledged_by: str | None
+    resolved_by: str | None
+    reopen_count: int
+
+
+class IncidentEventPublic(_Edge):
+    """One step of an incident's timeline."""
+
+    id: uuid.UUID
+    incident_id: uuid.UUID
+    at: UTCTimestamp
+    kind: str
+    actor: str
+    data: dict[str, Any]
+
+
+class DeliveryPublic(_Edge):
+    """One notification in the outbox and how its sending went."""
+
+    id: uuid.UUID
+    incident_id: uuid.UUID | None
+    channel_id: uuid.UUID | None
+    event_type: str
+    url: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: UTCTimestamp
+    last_error: str | None
+    response_code: int | None
+    created_at: UTCTimestamp
+    sent_at: UTCTimestamp | None
+
+
+class IncidentDetail(IncidentPublic):
+    """An incident with its timeline (oldest first) and its notifications (newest first)."""
+
+    timeline: list[IncidentEventPublic]
+    deliveries: list[DeliveryPublic]
+
+
+class IncidentAction(_Input):
+    """Optional body of acknowledge/resolve: who did it (defaults to ``api``)."""
+
+    actor: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+# ---------------------------------------------------------------- runs and decisions
+
+
+class RunPublic(_Edge):
+    """One evaluation run: the alerting heartbeat."""
+
+    id: uuid.UUID
+    now: UTCTimestamp
+    started_at: UTCTimestamp
+    finished_at: UTCTimestamp | None
+    status: str
+    dry_run: bool
+    rules_evaluated: int
+    outcomes: dict[str, int]
+    error: str | None
+    notebook_path: str | None
+
+
+class DecisionPublic(_Edge):
+    """Why a rule did or did not page at one evaluation."""
+
+    id: uuid.UUID
+    run_id: uuid.UUID | None
+    rule_id: uuid.UUID | None
+    incident_id: uuid.UUID | None
+    at: UTCTimestamp
+    fingerprint: str
+    count: int
+    threshold: int
+    action: str
+    reason: str
+
+
+# ---------------------------------------------------------------- silences
+
+
+class SilenceCreate(_Input):
+    """A new silence for a service and/or a rule; ends at ``endsAt`` or after ``durationMinutes``."""
+
+    service: str | None = Field(default=None, min_length=1, max_length=128)
+    rule_id: uuid.UUID | None = None
+    starts_at: AwareUTC | None = None
+    ends_at: AwareUTC | None = None
+    duration_minutes: int | None = Field(default=None, ge=1, le=366 * 1440)
+    reason: str = Field(default="", max_length=1000)
+    created_by: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _scope_and_end(self) -> SilenceCreate:
+        # A silence matching everything would mute all alerting by accident.
+        if self.service is None and self.rule_id is None:
+            raise ValueError("a silence needs service or ruleId")
+        if (self.ends_at is None) == (self.duration_minutes is None):
+            raise ValueError("give exactly one of endsAt or durationMinutes")
+        return self
+
+
+class SilencePublic(_Edge):
+    """A silence as the API shows it."""
+
+    id: uuid.UUID
+    service: str | None
+    rule_id: uuid.UUID | None
+    starts_at: UTCTimestamp
+    ends_at: UTCTimestamp
+    reason: str
+    created_by: str
+    created_at: UTCTimestamp
