@@ -1,0 +1,218 @@
+"""The alert decision: what one rule does to its incident at one tick. Pure: no I/O, no clock.
+
+:func:`decide` implements the evaluation steps of ``design.md`` ("Alerting") over
+plain frozen dataclasses. The caller (``evaluate.py`` against the catalog,
+``backtest.py`` against a replay) counts the events, loads the latest incident of
+the fingerprint and the silences, and applies the returned :class:`Decision`.
+
+Order of the checks (first match wins):
+
+1. rule disabled                         -> ``none/disabled``
+2. no breach (``count < threshold``):
+   an active incident, ``auto_resolve`` set, no breach seen for that long
+                                         -> ``auto_resolve/auto_resolved``
+   otherwise                             -> ``none/below_threshold``
+3. breach, active incident               -> ``update/updated`` (no notification)
+4. breach, silenced                      -> ``suppress/silenced``
+5. breach, cooldown since ``last_triggered_at`` not over -> ``suppress/cooldown``
+6. breach, latest incident resolved: ``now - last_seen_error_at >= quiet``
+                                         -> ``reopen/reopened`` else ``suppress/quiet_period``
+7. breach, no incident                   -> ``create/created``
+
+Silences mute what would page (create, reopen) and the auto-resolve notification.
+An incident that is already active keeps being tracked while silenced (its
+``last_seen_error_at``/``error_count`` move, auto-resolve still resolves it, silently):
+the silence hides new pages, it does not freeze or hide what on-call already has.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from workbench.lake.schema import ERROR_LEVELS
+
+ACTIVE = frozenset({"open", "acknowledged"})
+MIN_QUIET = timedelta(minutes=15)
+
+# Notification types (the original's payload ``type`` values).
+ALERT = "error_alert"
+REOPENED = "error_alert_reopened"
+RESOLVED = "error_alert_resolved"
+
+# Actions that change the incident and are therefore written by the evaluator.
+STATE_CHANGING = frozenset({"create", "update", "reopen", "auto_resolve"})
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """What a decision needs to know about one rule (a catalog row or a draft)."""
+
+    rule_id: str
+    service: str
+    threshold: int
+    window: timedelta
+    cooldown: timedelta = timedelta(0)
+    enabled: bool = True
+    auto_resolve: timedelta | None = None
+    severity: str = "warning"
+    last_triggered_at: datetime | None = None
+    levels: tuple[str, ...] = ERROR_LEVELS
+    message_contains: str | None = None
+    name: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Return the deduplication key ``{service}:{rule_id}``."""
+        return fingerprint(self.service, self.rule_id)
+
+    @property
+    def quiet(self) -> timedelta:
+        """Return the quiet period: ``max(2 * window, 15 min)``."""
+        return quiet_period(self.window)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentState:
+    """The latest incident of a fingerprint, as far as a decision cares."""
+
+    id: uuid.UUID | None
+    status: str
+    first_triggered_at: datetime
+    triggered_at: datetime
+    last_seen_error_at: datetime
+    error_count: int
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    reopen_count: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Return True while the incident is open or acknowledged."""
+        return self.status in ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do: ``action``/``reason``, the incident after the change and what to notify.
+
+    ``incident`` is the incident state to write (None when there is none);
+    ``notify`` is the payload ``type`` to send (None: no notification);
+    ``last_triggered_at`` is the rule's value after the decision; ``previous`` is
+    the incident as it was before.
+    """
+
+    action: str
+    reason: str
+    fingerprint: str
+    count: int
+    threshold: int
+    at: datetime
+    incident: IncidentState | None
+    notify: str | None
+    last_triggered_at: datetime | None
+    silenced: bool = False
+    previous: IncidentState | None = None
+
+    @property
+    def changes_state(self) -> bool:
+        """Return True when the decision writes the incident (create, update, reopen, resolve)."""
+        return self.action in STATE_CHANGING
+
+
+def fingerprint(service: str, rule_id: str) -> str:
+    """Return the deduplication key of a rule's incidents: ``{service}:{rule_id}``."""
+    return f"{service}:{rule_id}"
+
+
+def quiet_period(window: timedelta) -> timedelta:
+    """Return how long errors must have stopped before a resolved incident may reopen."""
+    return max(2 * window, MIN_QUIET)
+
+
+def decide(
+    rule: RuleState,
+    count: int,
+    latest: IncidentState | None,
+    silenced: bool,
+    now: datetime,
+) -> Decision:
+    """Return the decision for ``rule`` seeing ``count`` matching events in its window at ``now``.
+
+    ``latest`` is the active incident of the fingerprint if there is one, else the
+    most recent resolved one, else None.
+    """
+    fp = rule.fingerprint
+
+    def out(
+        action: str,
+        reason: str,
+        incident: IncidentState | None = latest,
+        notify: str | None = None,
+        last_triggered_at: datetime | None = rule.last_triggered_at,
+    ) -> Decision:
+        return Decision(
+            action=action,
+            reason=reason,
+            fingerprint=fp,
+            count=count,
+            threshold=rule.threshold,
+            at=now,
+            incident=incident,
+            notify=notify,
+            last_triggered_at=last_triggered_at,
+            silenced=silenced,
+            previous=latest,
+        )
+
+    if not rule.enabled:
+        return out("none", "disabled")
+
+    active = latest is not None and latest.active
+    if count < rule.threshold:
+        if (
+            active
+            and latest is not None
+            and rule.auto_resolve is not None
+            and now - latest.last_seen_error_at >= rule.auto_resolve
+        ):
+            resolved = replace(latest, status="resolved", resolved_at=now)
+            # Silenced: resolve anyway (the state is true), but do not page about it.
+            return out("auto_resolve", "auto_resolved", resolved, None if silenced else RESOLVED)
+        return out("none", "below_threshold")
+
+    if active and latest is not None:
+        seen = replace(latest, last_seen_error_at=now, error_count=count)
+        return out("update", "updated", seen)
+
+    if silenced:
+        return out("suppress", "silenced")
+
+    if rule.last_triggered_at is not None and now - rule.last_triggered_at < rule.cooldown:
+        return out("suppress", "cooldown")
+
+    if latest is not None:  # resolved
+        if now - latest.last_seen_error_at < rule.quiet:
+            return out("suppress", "quiet_period")
+        reopened = replace(
+            latest,
+            status="open",
+            triggered_at=now,
+            last_seen_error_at=now,
+            error_count=count,
+            acknowledged_at=None,
+            resolved_at=None,
+            reopen_count=latest.reopen_count + 1,
+        )
+        return out("reopen", "reopened", reopened, REOPENED, now)
+
+    created = IncidentState(
+        id=None,
+        status="open",
+        first_triggered_at=now,
+        triggered_at=now,
+        last_seen_error_at=now,
+        error_count=count,
+    )
+    return out("create", "created", created, ALERT, now)

@@ -1,0 +1,339 @@
+"""The notifier: sends the webhook outbox (``notification_deliveries``) with timeouts and retries.
+
+The evaluator writes a ``pending`` :class:`~workbench.catalog.models.Delivery` in the
+same transaction as the incident change; :func:`deliver_due` sends what is due:
+
+* claim: a conditional UPDATE pushes ``next_attempt_at`` forward by a lease
+  (``WHERE id = ? AND status = 'pending' AND next_attempt_at <= now``); only the
+  sender whose UPDATE matched sends, so two senders never send the same row at once;
+* send: POST of the stored JSON payload, with a timeout, signed when the channel
+  has a secret (see :mod:`workbench.alerting.payload`), several rows in parallel so
+  one slow receiver does not hold up the others;
+* a row whose channel was disabled or deleted after it was queued -> ``failed``, not sent;
+* record: 2xx -> ``sent`` (plus a ``notified`` incident event); anything else ->
+  ``attempts + 1`` and the next try after a backoff (10 s, 30 s, 1 min, 2 min, 5 min,
+  10 min, 20 min, 30 min, then hourly); after ``MAX_ATTEMPTS`` tries or ``HORIZON``
+  since the row was written -> ``failed`` (plus a ``notify_failed`` event).
+
+A crash after the commit and before the send loses nothing: the row is still
+``pending`` and the next call sends it. A crash after the send and before the
+record sends it again once the lease ends: delivery is at-least-once, and
+receivers dedupe on the ``X-Workbench-Delivery`` header (the delivery id).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from workbench.alerting.payload import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    build_test_payload,
+    encode,
+    signed_headers,
+)
+from workbench.catalog import models as m
+from workbench.catalog.db import session_scope
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S: tuple[int, ...] = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+MAX_ATTEMPTS = 12
+HORIZON = timedelta(hours=24)
+LEASE = timedelta(minutes=2)
+WORKERS = 8
+USER_AGENT = "log-workbench-notifier/0.1"
+CHANNEL_DELETED = "channel deleted"
+CHANNEL_DISABLED = "channel disabled"
+
+DELIVERIES: sa.Table = m.Delivery.__table__  # type: ignore[attr-defined]
+EVENTS: sa.Table = m.IncidentEvent.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of one POST: the HTTP status (None if no answer) and the error text."""
+
+    delivery_id: uuid.UUID
+    ok: bool
+    response_code: int | None
+    error: str | None
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What one :func:`deliver_due` call did: rows claimed, sent, rescheduled, given up."""
+
+    claimed: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Return the wait before the next try after ``attempts`` failed tries (>= 1)."""
+    return timedelta(seconds=BACKOFF_S[min(max(attempts, 1), len(BACKOFF_S)) - 1])
+
+
+def _timeout(timeout: float | None) -> float:
+    if timeout is not None:
+        return timeout
+    from workbench.config import get_settings
+
+    return get_settings().webhook_timeout_s
+
+
+def post(
+    client: httpx.Client,
+    *,
+    url: str,
+    payload: dict[str, Any],
+    secret: str | None,
+    now: datetime,
+    delivery_id: uuid.UUID,
+    timeout: float,
+) -> Attempt:
+    """POST one payload (signed if ``secret``) and return how it went; never raises for HTTP."""
+    body = encode(payload)
+    headers = signed_headers(secret, int(now.timestamp()), body)
+    headers[EVENT_HEADER] = str(payload.get("type", ""))
+    headers[DELIVERY_HEADER] = str(delivery_id)
+    headers["User-Agent"] = USER_AGENT
+    try:
+        response = client.post(url, content=body, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return Attempt(delivery_id, False, None, f"{type(exc).__name__}: {exc}"[:2000])
+    if 200 <= response.status_code < 300:
+        return Attempt(delivery_id, True, response.status_code, None)
+    text = response.text[:300] if response.content else ""
+    return Attempt(
+        delivery_id, False, response.status_code, f"HTTP {response.status_code}: {text}"[:2000]
+    )
+
+
+def _claim(engine: Engine, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Lease up to ``limit`` due rows to this sender in one conditional UPDATE; return their ids.
+
+    The WHERE is re-checked on each row under its write lock (PostgreSQL) or the
+    database write lock (SQLite), so a row leased by a concurrent sender (its
+    ``next_attempt_at`` moved forward) is skipped here: never sent twice at once.
+    """
+    tbl = DELIVERIES.c
+    due = (
+        sa.select(tbl.id)
+        .where(tbl.status == "pending", tbl.next_attempt_at <= now)
+        .order_by(tbl.next_attempt_at)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.update(DELIVERIES)
+        .where(tbl.id.in_(due), tbl.status == "pending", tbl.next_attempt_at <= now)
+        .values(next_attempt_at=now + LEASE)
+        .returning(tbl.id)
+    )
+    with session_scope(engine) as s:
+        return list(s.connection().execute(stmt).scalars().all())
+
+
+def deliver_due(
+    *,
+    engine: Engine,
+    now: datetime,
+    client: httpx.Client | None = None,
+    limit: int = 100,
+    timeout: float | None = None,
+) -> DeliveryReport:
+    """Send the pending deliveries due at ``now`` (at most ``limit``); return what happened."""
+    now = now.astimezone(UTC)
+    report = DeliveryReport()
+    claimed = _claim(engine, now, limit)
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+    with Session(engine) as s:
+        rows = list(s.exec(select(m.Delivery).where(col(m.Delivery.id).in_(claimed))).all())
+        channel_ids = {r.channel_id for r in rows if r.channel_id is not None}
+        channels = {
+            c.id: c
+            for c in s.exec(
+                select(m.NotificationChannel).where(col(m.NotificationChannel.id).in_(channel_ids))
+            ).all()
+        }
+    seconds = _timeout(timeout)
+    own = client is None
+    http = client or httpx.Client(timeout=seconds, follow_redirects=False)
+    try:
+        jobs = []
+        attempts: list[Attempt] = []
+        for row in rows:
+            ch = channels.get(row.channel_id) if row.channel_id is not None else None
+            if ch is None or not ch.enabled:
+                # Deleted or disabled after the row was queued: the user asked for silence.
+                reason = CHANNEL_DELETED if ch is None else CHANNEL_DISABLED
+                attempts.append(Attempt(row.id, False, None, reason))
+                continue
+            jobs.append((row, ch.secret))
+        with ThreadPoolExecutor(max_workers=min(WORKERS, max(len(jobs), 1))) as pool:
+            attempts += list(
+                pool.map(
+                    lambda job: post(
+                        http,
+                        url=job[0].url,
+                        payload=job[0].payload,
+                        secret=job[1],
+                        now=now,
+                        delivery_id=job[0].id,
+                        timeout=seconds,
+                    ),
+                    jobs,
+                )
+            )
+    finally:
+        if own:
+            http.close()
+    by_id = {r.id: r for r in rows}
+    with session_scope(engine) as s:  # one transaction for all outcomes of this batch
+        for attempt in attempts:
+            status = _record(s, by_id[attempt.delivery_id], attempt, now)
+            report.attempts.append(attempt)
+            if status == "sent":
+                report.sent += 1
+            elif status == "failed":
+                report.failed += 1
+            else:
+                report.retrying += 1
+    return report
+
+
+def _record(s: Session, row: m.Delivery, attempt: Attempt, now: datetime) -> str:
+    """Stage one attempt's outcome in ``s``; return the row's new status."""
+    tries = row.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": tries,
+        "response_code": attempt.response_code,
+        "last_error": attempt.error,
+    }
+    event: tuple[str, dict[str, Any]] | None = None
+    detail = {
+        "delivery_id": str(row.id),
+        "channel_id": str(row.channel_id) if row.channel_id else None,
+        "type": row.event_type,
+        "attempts": tries,
+        "response_code": attempt.response_code,
+    }
+    if attempt.ok:
+        status = "sent"
+        values.update(status=status, sent_at=now)
+        event = ("notified", detail)
+    elif (
+        tries >= MAX_ATTEMPTS
+        or now - row.created_at >= HORIZON
+        or attempt.error in (CHANNEL_DELETED, CHANNEL_DISABLED)
+    ):
+        status = "failed"
+        values.update(status=status)
+        event = ("notify_failed", {**detail, "error": attempt.error})
+    else:
+        status = "pending"
+        values.update(next_attempt_at=now + backoff(tries))
+    conn = s.connection()
+    conn.execute(sa.update(DELIVERIES).where(DELIVERIES.c.id == row.id).values(**values))
+    if event is not None and row.incident_id is not None:
+        conn.execute(
+            sa.insert(EVENTS).values(
+                id=uuid.uuid4(),
+                incident_id=row.incident_id,
+                at=now,
+                kind=event[0],
+                actor="notifier",
+                data=event[1],
+            )
+        )
+    if status != "sent":
+        log.info("delivery %s to %s: %s (%s)", row.id, row.url, status, attempt.error)
+    return status
+
+
+def send_test(
+    *,
+    session: Session,
+    channel: m.NotificationChannel,
+    now: datetime,
+    dashboard_url: str,
+    client: httpx.Client | None = None,
+) -> m.Delivery:
+    """Send a ``test`` notification to ``channel`` now, record it (committed) and return the row.
+
+    Test sends are not retried: the row is ``sent`` or ``failed`` with the error,
+    so the person who pressed "send test" sees the answer at once.
+    """
+    now = now.astimezone(UTC)
+    payload = build_test_payload(channel_name=channel.name, now=now, dashboard_url=dashboard_url)
+    delivery = m.Delivery(
+        channel_id=channel.id,
+        event_type="test",
+        url=channel.target,
+        payload=payload,
+        status="pending",
+        next_attempt_at=now,
+        created_at=now,
+    )
+    seconds = _timeout(None)
+    own = client is None
+    http = client or httpx.Client(timeout=seconds, follow_redirects=False)
+    try:
+        attempt = post(
+            http,
+            url=channel.target,
+            payload=payload,
+            secret=channel.secret,
+            now=now,
+            delivery_id=delivery.id,
+            timeout=seconds,
+        )
+    finally:
+        if own:
+            http.close()
+    delivery.attempts = 1
+    delivery.response_code = attempt.response_code
+    delivery.last_error = attempt.error
+    delivery.status = "sent" if attempt.ok else "failed"
+    delivery.sent_at = now if attempt.ok else None
+    session.add(delivery)
+    session.commit()
+    session.refresh(delivery)
+    return delivery
+
+
+def pending_count(session: Session) -> int:
+    """Return how many deliveries wait to be sent (for health displays)."""
+    return int(
+        session.exec(
+            select(sa.func.count())
+            .select_from(m.Delivery)
+            .where(col(m.Delivery.status) == "pending")
+        ).one()
+    )
+
+
+__all__: Sequence[str] = [
+    "Attempt",
+    "DeliveryReport",
+    "backoff",
+    "deliver_due",
+    "pending_count",
+    "send_test",
+]
