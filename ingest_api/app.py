@@ -46,9 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     _install_error_handlers(app)
 
-    from ingest_api.routes import alerts, ingest, query
+    from ingest_api.routes import alerts, ingest, otlp, query
 
     app.include_router(ingest.router)
+    app.include_router(otlp.router)
     app.include_router(query.router)
     app.include_router(alerts.router)
     return app

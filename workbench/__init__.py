@@ -2,28 +2,70 @@
 
 For analysts in JupyterLab::
 
+    import polars as pl
     import workbench
-    lf = workbench.logs()                       # polars.LazyFrame over the whole lake
+
+    lf = workbench.logs("7d")                   # polars.LazyFrame over the lake
     lf.filter(pl.col("level") == "error").group_by("service").len().collect()
     workbench.search(service="auth-service", text="timeout", limit=20)
     workbench.error_trend(service="auth-service", range="24h")
+    workbench.top_messages("24h")               # error patterns, most frequent first
+    workbench.incidents(status="open")          # the catalog as DataFrames
+    workbench.backtest("my rule", "7d", threshold=20)
+    workbench.plots.trend_figure(workbench.error_trend())
 
 Every helper reads the same configuration as the servers (``workbench.config``),
-so a notebook opened beside a running system sees its data.
+so a notebook opened beside a running system sees its data. The reference page
+is ``docs/analyst.md``. Importing ``workbench`` is cheap: the catalog, plotly and
+the query modules load on first use.
 """
 
 from __future__ import annotations
 
-from workbench.api import error_trend, logs, search
+from typing import Any
+
+from workbench.api import (
+    backtest,
+    compare_thresholds,
+    error_counts,
+    error_trend,
+    find_rule,
+    incident,
+    incident_window,
+    incidents,
+    logs,
+    rules,
+    search,
+    top_messages,
+)
 from workbench.config import Settings, get_settings
 from workbench.errors import WorkbenchError
 
 __all__ = [
     "Settings",
     "WorkbenchError",
+    "backtest",
+    "compare_thresholds",
+    "error_counts",
     "error_trend",
+    "find_rule",
     "get_settings",
+    "incident",
+    "incident_window",
+    "incidents",
     "logs",
+    "plots",
+    "rules",
     "search",
+    "top_messages",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # ``workbench.plots`` without an explicit import, still without importing plotly up front.
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module("workbench.plots")
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,22 +1,79 @@
-"""The analyst-facing helpers re-exported by ``workbench``: thin calls into query modules."""
+"""The analyst-facing helpers re-exported by ``workbench``: thin calls into the library.
+
+Every helper reads the same configuration as the servers (:func:`workbench.get_settings`)
+unless a ``settings`` is passed, so a notebook opened next to a running system
+sees its data. Times are relative (``"24h"``, ``"15m"``, ``"7d"``, a ``timedelta``:
+that long before now) or absolute (a ``datetime``, naive meaning UTC, or an ISO
+8601 string). Heavy imports (polars plans aside) happen inside the functions, so
+``import workbench`` stays cheap. The reference page is ``docs/analyst.md``.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from workbench.config import Settings, get_settings
 
+if TYPE_CHECKING:
+    from workbench.alerting.backtest import BacktestResult
+    from workbench.catalog.models import AlertRule
+    from workbench.query.search import SearchResult
+    from workbench.query.trends import TrendPoint
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
+TimeLike = str | timedelta | datetime
 
-def parse_since(value: str | timedelta | datetime | None, now: datetime) -> datetime | None:
-    """Return an absolute UTC time for ``"24h"``-style, timedelta or datetime input."""
+_INCIDENT_COLUMNS: dict[str, Any] = {
+    "id": pl.String,
+    "rule_id": pl.String,
+    "service": pl.String,
+    "fingerprint": pl.String,
+    "status": pl.String,
+    "severity": pl.String,
+    "error_count": pl.Int64,
+    "threshold": pl.Int64,
+    "window_minutes": pl.Int64,
+    "first_triggered_at": pl.Datetime("us", "UTC"),
+    "triggered_at": pl.Datetime("us", "UTC"),
+    "last_seen_error_at": pl.Datetime("us", "UTC"),
+    "acknowledged_at": pl.Datetime("us", "UTC"),
+    "acknowledged_by": pl.String,
+    "resolved_at": pl.Datetime("us", "UTC"),
+    "resolved_by": pl.String,
+    "reopen_count": pl.Int64,
+}
+INCIDENT_SCHEMA = pl.Schema(_INCIDENT_COLUMNS)
+
+_RULE_COLUMNS: dict[str, Any] = {
+    "id": pl.String,
+    "name": pl.String,
+    "service": pl.String,
+    "threshold": pl.Int64,
+    "window_minutes": pl.Int64,
+    "cooldown_minutes": pl.Int64,
+    "levels": pl.List(pl.String),
+    "message_contains": pl.String,
+    "auto_resolve_minutes": pl.Int64,
+    "severity": pl.String,
+    "enabled": pl.Boolean,
+    "last_triggered_at": pl.Datetime("us", "UTC"),
+    "created_at": pl.Datetime("us", "UTC"),
+    "updated_at": pl.Datetime("us", "UTC"),
+}
+RULE_SCHEMA = pl.Schema(_RULE_COLUMNS)
+
+
+def parse_since(value: TimeLike | None, now: datetime) -> datetime | None:
+    """Return an absolute UTC time for ``"24h"``-style, timedelta, ISO 8601 or datetime input."""
     if value is None or isinstance(value, datetime):
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
     if isinstance(value, timedelta):
         return now - value
@@ -29,37 +86,55 @@ def parse_since(value: str | timedelta | datetime | None, now: datetime) -> date
         from workbench.errors import ValidationError
 
         raise ValidationError(
-            f"since: expected like '24h', '7d' or an ISO 8601 time, got {value!r}",
+            f"time: expected like '24h', '7d' or an ISO 8601 time, got {value!r}",
             {"since": ["expected like '24h', '7d' or an ISO 8601 time"]},
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def time_range(
+    since: TimeLike | None, until: TimeLike | None, now: datetime | None = None
+) -> tuple[datetime | None, datetime | None]:
+    """Return ``(start, end)`` in UTC for relative or absolute bounds (None stays open)."""
+    now = now or datetime.now(UTC)
+    return parse_since(since, now), parse_since(until, now)
 
 
 def logs(
-    since: str | timedelta | datetime | None = None,
-    until: datetime | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
     *,
     settings: Settings | None = None,
 ) -> pl.LazyFrame:
     """Return every log event as a ``polars.LazyFrame`` (optionally only ``since``..``until``).
 
-    Date partitions outside the range are not read at all.
+    Columns: ``id, timestamp, received_at, service, level, message, meta`` (meta
+    is JSON text: ``pl.col("meta").str.json_path_match("$.userId")``). Date
+    partitions and files outside the range are not read at all.
+
+    >>> workbench.logs("24h").filter(pl.col("level") == "error").collect()
     """
     from workbench.lake import reader
 
     settings = settings or get_settings()
-    now = datetime.now(UTC)
-    start = parse_since(since, now)
-    lf = reader.scan(settings.lake_url, start, until)
+    start, end = time_range(since, until)
+    lf = reader.scan(settings.lake_url, start, end)
     if start is not None:
         lf = lf.filter(pl.col("timestamp") >= start)
-    if until is not None:
-        lf = lf.filter(pl.col("timestamp") <= until)
+    if end is not None:
+        lf = lf.filter(pl.col("timestamp") <= end)
     return lf
 
 
-def search(*, settings: Settings | None = None, since: str | None = None, **filters: Any) -> Any:
-    """Return one page of matching events, newest first (see ``workbench.query.search``)."""
+def search(
+    *, settings: Settings | None = None, since: TimeLike | None = None, **filters: Any
+) -> SearchResult:
+    """Return one page of matching events, newest first (filters of ``workbench.query.search``).
+
+    Filters: ``service``, ``levels``, ``start``/``end``, ``text``, ``meta``,
+    ``page``/``limit`` (limit <= 100), ``cursor``; ``since`` is a shortcut for
+    ``start``. The result has ``total``, ``logs`` and ``next_cursor``.
+    """
     from workbench.query.search import search as _search
 
     settings = settings or get_settings()
@@ -69,10 +144,320 @@ def search(*, settings: Settings | None = None, since: str | None = None, **filt
 
 
 def error_trend(
-    service: str | None = None, range: str = "24h", *, settings: Settings | None = None
-) -> Any:
-    """Return error+fatal counts per bucket for ``range`` ending now, empty buckets as zero."""
+    service: str | None = None,
+    range: str = "24h",
+    *,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+) -> list[TrendPoint]:
+    """Return error+fatal counts per bucket for ``range`` ending ``now``, empty buckets as zero.
+
+    Ranges and buckets: ``1h`` by minute, ``24h`` by 5 min, ``7d`` by hour, ``30d``
+    by 6 h, ``3m``/``6m`` by day, ``1y`` by week.
+    """
     from workbench.query.trends import error_trend as _trend
 
     settings = settings or get_settings()
-    return _trend(settings.lake_url, service=service, range=range, now=datetime.now(UTC))
+    at = parse_since(now, datetime.now(UTC)) or datetime.now(UTC)
+    return _trend(settings.lake_url, service=service, range=range, now=at)
+
+
+def top_messages(
+    since: TimeLike | None = "24h",
+    service: str | Sequence[str] | None = None,
+    levels: Sequence[str] | None = ("error", "fatal"),
+    *,
+    until: TimeLike | None = None,
+    limit: int = 20,
+    settings: Settings | None = None,
+) -> pl.DataFrame:
+    """Return the most frequent message patterns (numbers, ids, quoted values as placeholders).
+
+    Columns: ``pattern, count, example, services, first_seen, last_seen``, most
+    frequent first. ``levels=None`` counts every level. See ``workbench.patterns``.
+    """
+    from workbench.patterns import top_messages as _top
+
+    lf = logs(since, until, settings=settings)
+    if service is not None:
+        names = [service] if isinstance(service, str) else list(service)
+        lf = lf.filter(pl.col("service").is_in(names))
+    if levels is not None:
+        lf = lf.filter(pl.col("level").is_in([lv.lower() for lv in levels]))
+    return _top(lf, limit=limit)
+
+
+def error_counts(
+    since: TimeLike | None = "24h",
+    until: TimeLike | None = None,
+    *,
+    every: str = "5m",
+    service: str | Sequence[str] | None = None,
+    levels: Sequence[str] | None = ("error", "fatal"),
+    settings: Settings | None = None,
+) -> pl.DataFrame:
+    """Return ``time, service, count`` of events per ``every`` bucket and service (no empty rows).
+
+    For "which services were failing at the same time": pivot it, or plot it with
+    :func:`workbench.plots.services_figure`. ``every`` is a polars duration
+    (``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``); ``service`` keeps one or several.
+    """
+    lf = logs(since, until, settings=settings)
+    if service is not None:
+        names = [service] if isinstance(service, str) else list(service)
+        lf = lf.filter(pl.col("service").is_in(names))
+    if levels is not None:
+        lf = lf.filter(pl.col("level").is_in([lv.lower() for lv in levels]))
+    return (
+        lf.group_by(pl.col("timestamp").dt.truncate(every).alias("time"), "service")
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .sort("time", "service")
+        .collect()
+    )
+
+
+# -- the catalog: incidents and rules ---------------------------------------
+
+
+def _catalog(settings: Settings | None) -> Any:
+    """Return the catalog engine, or None when the catalog has no tables yet."""
+    import sqlalchemy as sa
+
+    from workbench.catalog.db import get_engine
+
+    settings = settings or get_settings()
+    engine = get_engine(settings.database_url)
+    # A notebook opened before any server ran: an empty answer, not a migration.
+    if not sa.inspect(engine).has_table("alert_incidents"):
+        return None
+    return engine
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+def _frame(rows: Sequence[Any], schema: pl.Schema) -> pl.DataFrame:
+    data = {name: [_cell(getattr(r, name)) for r in rows] for name in schema}
+    return pl.DataFrame(data, schema=schema)
+
+
+def incidents(
+    status: str | None = None,
+    since: TimeLike | None = None,
+    *,
+    service: str | None = None,
+    limit: int = 1000,
+    settings: Settings | None = None,
+) -> pl.DataFrame:
+    """Return incidents as a DataFrame, newest ``triggered_at`` first.
+
+    ``status`` is ``open``, ``acknowledged`` or ``resolved``; ``since`` keeps
+    incidents triggered at or after it. Columns: see :data:`INCIDENT_SCHEMA`.
+    """
+    from sqlmodel import Session, col, select
+
+    from workbench.catalog.models import INCIDENT_STATUSES, AlertIncident
+    from workbench.errors import ValidationError
+
+    if status is not None and status not in INCIDENT_STATUSES:
+        raise ValidationError(
+            "Invalid status", {"status": [f"one of {', '.join(INCIDENT_STATUSES)}"]}
+        )
+    engine = _catalog(settings)
+    if engine is None:
+        return pl.DataFrame(schema=INCIDENT_SCHEMA)
+    stmt = select(AlertIncident)
+    if status is not None:
+        stmt = stmt.where(AlertIncident.status == status)
+    if service is not None:
+        stmt = stmt.where(AlertIncident.service == service)
+    start = parse_since(since, datetime.now(UTC))
+    if start is not None:
+        stmt = stmt.where(col(AlertIncident.triggered_at) >= start)
+    stmt = stmt.order_by(col(AlertIncident.triggered_at).desc()).limit(limit)
+    with Session(engine) as session:
+        rows = session.exec(stmt).all()
+    return _frame(rows, INCIDENT_SCHEMA)
+
+
+def incident(incident_id: str | uuid.UUID, *, settings: Settings | None = None) -> dict[str, Any]:
+    """Return one incident as a dict (the columns of :func:`incidents`); NotFound if missing."""
+    frame = _incident_row(incident_id, settings)
+    return frame.row(0, named=True)
+
+
+def _incident_row(incident_id: str | uuid.UUID, settings: Settings | None) -> pl.DataFrame:
+    from sqlmodel import Session
+
+    from workbench.catalog.models import AlertIncident
+    from workbench.errors import NotFound
+
+    ident = _uuid(incident_id, "incident_id")
+    engine = _catalog(settings)
+    row = None
+    if engine is not None:
+        with Session(engine) as session:
+            row = session.get(AlertIncident, ident)
+    if row is None:
+        raise NotFound("incident", incident_id)
+    return _frame([row], INCIDENT_SCHEMA)
+
+
+def incident_window(
+    incident_id: str | uuid.UUID,
+    *,
+    before: timedelta = timedelta(hours=2),
+    after: timedelta = timedelta(hours=1),
+    settings: Settings | None = None,
+) -> tuple[datetime, datetime]:
+    """Return ``(start, end)`` around an incident: ``before`` its first trigger to ``after`` its end.
+
+    The end is the resolve time, else the last error seen, else the trigger time.
+    """
+    row = incident(incident_id, settings=settings)
+    first = row["first_triggered_at"] or row["triggered_at"]
+    last = row["resolved_at"] or row["last_seen_error_at"] or row["triggered_at"]
+    return first - before, last + after
+
+
+def rules(*, service: str | None = None, settings: Settings | None = None) -> pl.DataFrame:
+    """Return the alert rules as a DataFrame (columns: see :data:`RULE_SCHEMA`), by service then name."""
+    from sqlmodel import Session, select
+
+    from workbench.catalog.models import AlertRule
+
+    engine = _catalog(settings)
+    if engine is None:
+        return pl.DataFrame(schema=RULE_SCHEMA)
+    stmt = select(AlertRule)
+    if service is not None:
+        stmt = stmt.where(AlertRule.service == service)
+    with Session(engine) as session:
+        found = session.exec(stmt).all()
+    found = sorted(found, key=lambda r: (r.service, r.name, str(r.id)))
+    return _frame(found, RULE_SCHEMA)
+
+
+def _uuid(value: str | uuid.UUID, field: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        from workbench.errors import ValidationError
+
+        raise ValidationError(f"{field}: not a UUID: {value!r}", {field: ["not a UUID"]}) from None
+
+
+def find_rule(ref: str | uuid.UUID, *, settings: Settings | None = None) -> AlertRule:
+    """Return the catalog rule with id ``ref`` (or, failing that, the one rule named ``ref``)."""
+    from sqlmodel import Session, select
+
+    from workbench.catalog.models import AlertRule
+    from workbench.errors import NotFound, ValidationError
+
+    engine = _catalog(settings)
+    if engine is None:
+        raise NotFound("rule", ref)
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            found = session.get(AlertRule, _uuid(ref, "rule"))
+        except ValidationError:
+            found = None
+        if found is None and isinstance(ref, str):
+            named = session.exec(select(AlertRule).where(AlertRule.name == ref)).all()
+            if len(named) > 1:
+                raise ValidationError(
+                    f"rule: {len(named)} rules are named {ref!r}; pass the id",
+                    {"rule": ["ambiguous name"]},
+                )
+            found = named[0] if named else None
+        if found is None:
+            raise NotFound("rule", ref)
+        session.expunge(found)
+        return found
+
+
+def backtest(
+    rule: Any,
+    start: TimeLike = "7d",
+    end: TimeLike | None = None,
+    *,
+    step: timedelta = timedelta(minutes=1),
+    settings: Settings | None = None,
+    **overrides: Any,
+) -> BacktestResult:
+    """Return what ``rule`` would have done evaluated every ``step`` over ``[start, end]``.
+
+    ``rule`` is an ``AlertRule``, a rule id or name from the catalog, or a
+    ``RuleState``. ``overrides`` replace rule fields for this run only
+    (``threshold=20``, ``window_minutes=10``). ``end`` defaults to now. The
+    result lists incident ``incidents`` (episodes), ``notifications`` and a
+    per-tick ``series`` DataFrame.
+    """
+    from workbench.alerting.backtest import backtest as _backtest
+    from workbench.catalog.models import AlertRule
+
+    settings = settings or get_settings()
+    if isinstance(rule, str | uuid.UUID):
+        rule = find_rule(rule, settings=settings)
+    if overrides:
+        if isinstance(rule, AlertRule):
+            rule = rule.model_copy(update=overrides)
+        else:
+            from dataclasses import replace
+
+            rule = replace(rule, **overrides)
+    now = datetime.now(UTC)
+    first, last = time_range(start, end, now)
+    return _backtest(rule, first or now, last or now, lake_url=settings.lake_url, step=step)
+
+
+def compare_thresholds(
+    rule: Any,
+    thresholds: Sequence[int],
+    start: TimeLike = "7d",
+    end: TimeLike | None = None,
+    *,
+    step: timedelta = timedelta(minutes=1),
+    settings: Settings | None = None,
+) -> pl.DataFrame:
+    """Return, per threshold, how many incidents and notifications ``rule`` would have produced.
+
+    Columns: ``threshold, incidents, reopens, notifications, peak_count``: the
+    table a rule-tuning session compares.
+    """
+    settings = settings or get_settings()
+    if isinstance(rule, str | uuid.UUID):
+        rule = find_rule(rule, settings=settings)
+    now = datetime.now(UTC)
+    first, last = time_range(start, end, now)
+    rows = []
+    for threshold in thresholds:
+        result = backtest(
+            rule, first or now, last or now, step=step, settings=settings, threshold=threshold
+        )
+        rows.append(
+            {
+                "threshold": threshold,
+                "incidents": len(result.incidents),
+                "reopens": sum(1 for e in result.incidents if e.reopened),
+                "notifications": len(result.notifications),
+                "peak_count": max((e.peak_count for e in result.incidents), default=0),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "threshold": pl.Int64,
+            "incidents": pl.Int64,
+            "reopens": pl.Int64,
+            "notifications": pl.Int64,
+            "peak_count": pl.Int64,
+        },
+    )

@@ -1,0 +1,151 @@
+"""``POST /v1/logs``: OpenTelemetry OTLP/HTTP log exports (protobuf or JSON, optionally gzip).
+
+Thin on purpose: read the body within the size limit, decode it with
+``workbench.otlp`` into raw events, validate them with ``workbench.events`` and
+hand them to the process's ingestor, the very path of ``POST /api/logs``. The
+answer follows the OTLP/HTTP spec: 200 with an ``ExportLogsServiceResponse``
+(``partialSuccess`` when records were rejected) once the accepted records are
+fsynced in the WAL; 400 for a body that does not decode; 413 over a size limit;
+503 with ``Retry-After`` when the ingestor pushes back (OTLP clients retry 503).
+Error bodies are a ``google.rpc.Status`` in the request's encoding.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from workbench import otlp
+from workbench.errors import Overloaded, PayloadTooLarge, StorageError, ValidationError
+from workbench.events import Limits, check_body_size, validate_batch
+from workbench.lake.ingestor import Ingestor
+
+router = APIRouter()
+
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+# gRPC status codes carried in google.rpc.Status bodies.
+_INVALID_ARGUMENT = 3
+_RESOURCE_EXHAUSTED = 8
+_UNAVAILABLE = 14
+
+
+def _limits(request: Request) -> Limits:
+    # The same cached limits object as /api/logs uses (same settings, same attribute).
+    limits: Limits | None = getattr(request.app.state, "ingest_limits", None)
+    if limits is None:
+        limits = Limits.from_settings(request.app.state.settings)
+        request.app.state.ingest_limits = limits
+    return limits
+
+
+async def _read_body(request: Request, limits: Limits) -> bytes:
+    """Return the (decompressed) body, refusing anything over ``max_body_bytes`` early."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        check_body_size(int(declared), limits)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        check_body_size(size, limits)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise ValidationError(
+            f"Unsupported Content-Encoding {encoding!r}",
+            {"body": ["Content-Encoding: gzip, deflate or identity"]},
+        )
+    # Bounded inflation: a small gzip bomb must not get past the body limit.
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limits.max_body_bytes + 1)
+    except zlib.error as exc:
+        raise ValidationError(
+            f"Body is not valid {encoding}", {"body": [f"not valid {encoding}: {exc}"]}
+        ) from exc
+    check_body_size(len(out), limits)
+    return out
+
+
+def _answer(
+    body: bytes, status: int, *, protobuf: bool, retry_after: int | None = None
+) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(
+        body, status_code=status, media_type=_PROTOBUF if protobuf else _JSON, headers=headers
+    )
+
+
+@router.post(
+    "/v1/logs",
+    summary="Ingest an OpenTelemetry OTLP/HTTP logs export (protobuf or JSON)",
+    responses={
+        200: {"description": "ExportLogsServiceResponse; partialSuccess counts rejected records"},
+        400: {"description": "Body does not decode as an ExportLogsServiceRequest"},
+        413: {"description": "Body or batch over its limit"},
+        415: {"description": "Content-Type is neither application/x-protobuf nor application/json"},
+        503: {"description": "Ingest backlog full; retry after Retry-After seconds"},
+    },
+)
+async def export_logs(request: Request) -> Response:
+    """Queue the log records of an OTLP export durably; answer once they are fsynced in the WAL."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    protobuf = content_type == _PROTOBUF
+    if not protobuf and content_type != _JSON:
+        return _answer(
+            otlp.status_body(
+                _INVALID_ARGUMENT,
+                f"Content-Type must be {_PROTOBUF} or {_JSON}, got {content_type or 'none'!r}",
+                protobuf=False,
+            ),
+            415,
+            protobuf=False,
+        )
+    limits = _limits(request)
+    ingestor: Ingestor = request.app.state.ingestor
+    try:
+        body = await _read_body(request, limits)
+        events = otlp.decode_protobuf(body) if protobuf else otlp.decode_json(body)
+        now = ingestor.clock()
+        result = validate_batch(events, now=now, limits=limits)
+        if result.accepted:
+            await ingestor.accept(result.accepted, now)
+    except PayloadTooLarge as exc:
+        return _answer(
+            otlp.status_body(_RESOURCE_EXHAUSTED, exc.message, protobuf=protobuf),
+            413,
+            protobuf=protobuf,
+        )
+    except ValidationError as exc:
+        return _answer(
+            otlp.status_body(_INVALID_ARGUMENT, exc.message, protobuf=protobuf),
+            400,
+            protobuf=protobuf,
+        )
+    except Overloaded as exc:
+        return _answer(
+            otlp.status_body(_UNAVAILABLE, str(exc), protobuf=protobuf),
+            503,
+            protobuf=protobuf,
+            retry_after=exc.retry_after,
+        )
+    except StorageError as exc:
+        return _answer(
+            otlp.status_body(_UNAVAILABLE, f"storage unavailable: {exc}", protobuf=protobuf),
+            503,
+            protobuf=protobuf,
+            retry_after=5,
+        )
+    message = otlp.partial_success_message(result.rejected)
+    return _answer(
+        otlp.export_response(len(result.rejected), message, protobuf=protobuf),
+        200,
+        protobuf=protobuf,
+    )
