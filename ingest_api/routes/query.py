@@ -1,7 +1,123 @@
-"""Routes of the query area (filled in by the owner of that area)."""
+"""Routes of the query area: ``GET /api/logs`` (search) and ``GET /api/metrics/errors`` (trend).
+
+Thin: parse the query string, call ``workbench.query``, render camelCase JSON.
+Bad input raises ``workbench.errors.ValidationError`` naming the field; the app
+turns it into ``400 {"error", "details"}``. Handlers are sync so FastAPI runs
+the lake reads in its thread pool.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Request
+
+from workbench.errors import ValidationError
+from workbench.query.search import LogRecord, search
+from workbench.query.trends import error_trend
+
+router = APIRouter(tags=["query"])
+
+
+def iso_z(t: datetime) -> str:
+    """Return ``t`` as ISO 8601 UTC with ``Z`` (milliseconds as the original, µs when present)."""
+    t = t.astimezone(UTC)
+    spec = "milliseconds" if t.microsecond % 1000 == 0 else "microseconds"
+    return t.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def parse_time(value: str | None, field: str) -> datetime | None:
+    """Return an aware UTC datetime from ISO 8601 (``Z`` or offset; naive means UTC)."""
+    if value is None or value == "":
+        return None
+    try:
+        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            "Invalid query", {field: [f"not an ISO 8601 timestamp: {value!r}"]}
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]
+
+
+def _meta_pairs(values: list[str] | None) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for raw in values or []:
+        key, sep, value = raw.partition(":")
+        if not sep or not key.strip():
+            raise ValidationError("Invalid query", {"meta": [f"expected key:value, got {raw!r}"]})
+        pairs[key.strip()] = value
+    return pairs
+
+
+def _render(log: LogRecord) -> dict[str, Any]:
+    return {
+        "id": log.id,
+        "service": log.service,
+        "level": log.level,
+        "message": log.message,
+        "timestamp": iso_z(log.timestamp),
+        "meta": log.meta,
+    }
+
+
+def _now(request: Request) -> datetime:
+    """Return the current time from ``app.state.clock`` when set (tests), else the system clock."""
+    # The HTTP edge owns the clock; the library only ever takes `now`.
+    clock = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+@router.get("/api/logs")
+def get_logs(
+    request: Request,
+    service: str | None = None,
+    level: Annotated[list[str] | None, Query()] = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    q: str | None = None,
+    meta: Annotated[list[str] | None, Query()] = None,
+    page: int = 1,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Search logs newest first: ``{"total", "logs", "nextCursor"}``.
+
+    ``level`` repeats or takes commas (``level=error,fatal``); ``meta=key:value``
+    repeats; ``q`` is a case-insensitive substring of the message.
+    """
+    result = search(
+        request.app.state.settings.lake_url,
+        service=service or None,
+        levels=_split(level) or None,
+        start=parse_time(from_, "from"),
+        end=parse_time(to, "to"),
+        text=q or None,
+        meta=_meta_pairs(meta) or None,
+        page=page,
+        limit=limit,
+        cursor=cursor or None,
+    )
+    return {
+        "total": result.total,
+        "logs": [_render(log) for log in result.logs],
+        "nextCursor": result.next_cursor,
+    }
+
+
+@router.get("/api/metrics/errors")
+def get_error_trend(
+    request: Request, service: str | None = None, range: str = "24h"
+) -> list[dict[str, Any]]:
+    """Error+fatal counts per bucket for ``range``: ``[{"time", "count"}]``, empty buckets as 0."""
+    points = error_trend(
+        request.app.state.settings.lake_url,
+        service=service or None,
+        range=range,
+        now=_now(request),
+    )
+    return [{"time": iso_z(p.time), "count": p.count} for p in points]

@@ -1,7 +1,105 @@
-"""CLI commands of the lake area (filled in by the owner of that area)."""
+"""CLI commands of the lake area: ``demo``, ``retention``, ``compact`` (thin shells over workbench)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import click
 
-COMMANDS: list[click.Command] = []
+from workbench.config import get_settings
+
+
+def _lake_url(lake: str | None) -> str:
+    return lake or get_settings().lake_url
+
+
+@click.command("demo")
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="How many events to write.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=7,
+    show_default=True,
+    help="Spread them over this many days before now.",
+)
+@click.option(
+    "--services",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="How many services emit them.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same lake)."
+)
+@click.option("--lake", default=None, help="Lake URL (default: WORKBENCH_LAKE_URL).")
+def demo_command(events: int, days: int, services: int, seed: int, lake: str | None) -> None:
+    """Write realistic synthetic logs into the lake (diurnal traffic, error bursts)."""
+    from workbench.demo import generate
+
+    url = _lake_url(lake)
+    n = generate(url, events=events, days=days, services=services, now=datetime.now(UTC), seed=seed)
+    click.echo(f"wrote {n} events over {days} days for {services} services into {url}")
+
+
+@click.command("retention")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Keep this many days; delete older date partitions.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted, delete nothing.")
+@click.option("--lake", default=None, help="Lake URL (default: WORKBENCH_LAKE_URL).")
+def retention_command(days: int, dry_run: bool, lake: str | None) -> None:
+    """Delete whole date partitions older than --days days."""
+    from workbench.lake.retention import apply_retention
+
+    removed = apply_retention(_lake_url(lake), days=days, now=datetime.now(UTC), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for part in removed:
+        click.echo(f"{verb} {part.day.isoformat()} ({part.files} files)")
+    click.echo(f"{verb} {len(removed)} partition(s)")
+
+
+@click.command("compact")
+@click.option(
+    "--older-than-hours",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Only partitions whose day ended at least this long ago.",
+)
+@click.option(
+    "--grace-minutes",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Delete replaced files only this long after their replacement committed.",
+)
+@click.option("--lake", default=None, help="Lake URL (default: WORKBENCH_LAKE_URL).")
+def compact_command(older_than_hours: float, grace_minutes: float, lake: str | None) -> None:
+    """Merge the small files of past date partitions into one file each."""
+    from workbench.lake.compaction import compact
+
+    results = compact(
+        _lake_url(lake),
+        now=datetime.now(UTC),
+        older_than=timedelta(hours=older_than_hours),
+        grace=timedelta(minutes=grace_minutes),
+    )
+    for r in results:
+        if r.merged or r.deleted:
+            click.echo(
+                f"{r.day.isoformat()}: merged {r.merged} files ({r.rows} rows), deleted {r.deleted}"
+            )
+    click.echo(f"compacted {sum(1 for r in results if r.merged)} partition(s)")
+
+
+COMMANDS: list[click.Command] = [demo_command, retention_command, compact_command]

@@ -1,60 +1,249 @@
-"""Read the lake as a ``polars.LazyFrame``, pruning date partitions outside a time range."""
+"""Read the lake as a ``polars.LazyFrame``: cheap listing, partition pruning, compaction-aware.
+
+Visibility rule (see ``docs/lake.md``):
+
+* a file is a candidate when it is a committed ``*.parquet`` (no ``.``/``_`` prefix)
+  inside a ``date=YYYY-MM-DD`` partition;
+* a committed compacted file (``compact-*.parquet``) records in its Parquet
+  key-value metadata (key ``workbench.replaces``) the base names of every file it
+  replaces, transitively; a candidate named there is hidden, even if it still
+  exists (the compactor deletes sources only after the compacted file is committed).
+
+Files are immutable once committed, so what we learn from a footer (row count,
+time bounds, the replaced names) is cached per ``(path, size, mtime)``: listing a
+partition costs one directory scan plus footer reads for files never seen before.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import polars as pl
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from workbench.lake import fs as lakefs
-from workbench.lake.schema import LOGS_TABLE, SCHEMA, parse_partition_dir
+from workbench.lake.schema import LOGS_TABLE, parse_partition_dir
 
-_POLARS_SCHEMA = pl.Schema(
-    {
-        "id": pl.String,
-        "timestamp": pl.Datetime("us", "UTC"),
-        "received_at": pl.Datetime("us", "UTC"),
-        "service": pl.String,
-        "level": pl.String,
-        "message": pl.String,
-        "meta": pl.String,
-    }
+POLARS_SCHEMA = pl.Schema(
+    [
+        ("id", pl.String),
+        ("timestamp", pl.Datetime("us", "UTC")),
+        ("received_at", pl.Datetime("us", "UTC")),
+        ("service", pl.String),
+        ("level", pl.String),
+        ("message", pl.String),
+        ("meta", pl.String),
+    ]
 )
+_POLARS_SCHEMA = POLARS_SCHEMA  # kept for callers of the first version
+
+COMPACT_PREFIX = "compact-"
+REPLACES_KEY = b"workbench.replaces"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def visible_files(lake_url: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:
-    """Return the committed Parquet files whose partition may hold events in ``[start, end]``."""
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """What a committed file's footer tells: rows, time bounds (µs since epoch, UTC), replaced names."""
+
+    path: str
+    day: date
+    num_rows: int
+    min_ts_us: int | None
+    max_ts_us: int | None
+    replaces: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str
+    base_name: str
+    size: int
+    mtime_ns: int
+
+
+_footer_cache: dict[tuple[str, int, int], FileStat] = {}
+_cache_lock = threading.Lock()
+_CACHE_MAX = 200_000
+
+
+def list_dir(filesystem: pafs.FileSystem, path: str) -> list[Entry]:
+    """Return the entries of a directory (files and folders), empty when it is missing."""
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        # os.scandir is several times cheaper than pyarrow's selector for local folders.
+        try:
+            with os.scandir(path) as it:
+                out = []
+                for e in it:
+                    try:
+                        st = e.stat()
+                    except FileNotFoundError:  # deleted between listing and stat
+                        continue
+                    size = -1 if e.is_dir() else st.st_size
+                    out.append(Entry(e.path, e.name, size, st.st_mtime_ns))
+                return out
+        except FileNotFoundError:
+            return []
+    infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return [
+        Entry(
+            i.path,
+            i.base_name,
+            -1 if i.type == pafs.FileType.Directory else (i.size or 0),
+            i.mtime_ns or 0,
+        )
+        for i in infos
+    ]
+
+
+def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
+    """Return the footer facts of one file, from the cache when already seen."""
+    key = (entry.path, entry.size, entry.mtime_ns)
+    hit = _footer_cache.get(key)
+    if hit is not None:
+        return hit
+    with filesystem.open_input_file(entry.path) as handle:
+        meta = pq.ParquetFile(handle).metadata
+    replaces: frozenset[str] = frozenset()
+    kv = meta.metadata or {}
+    if REPLACES_KEY in kv:
+        replaces = frozenset(json.loads(kv[REPLACES_KEY]))
+    lo: int | None = None
+    hi: int | None = None
+    ts_index = meta.schema.names.index("timestamp") if "timestamp" in meta.schema.names else -1
+    for rg in range(meta.num_row_groups):
+        if ts_index < 0:
+            break
+        stats = meta.row_group(rg).column(ts_index).statistics
+        if stats is None or not stats.has_min_max:
+            lo = hi = None
+            break
+        mn, mx = _to_us(stats.min), _to_us(stats.max)
+        lo = mn if lo is None else min(lo, mn)
+        hi = mx if hi is None else max(hi, mx)
+    stat = FileStat(entry.path, day, meta.num_rows, lo, hi, replaces)
+    with _cache_lock:
+        if len(_footer_cache) > _CACHE_MAX:
+            _footer_cache.clear()
+        _footer_cache[key] = stat
+    return stat
+
+
+def _to_us(value: Any) -> int:
+    """Return microseconds since the epoch of a footer statistic (datetime or integer)."""
+    if isinstance(value, datetime):
+        epoch = _EPOCH if value.tzinfo else _EPOCH.replace(tzinfo=None)
+        return (value - epoch) // timedelta(microseconds=1)
+    return int(value)
+
+
+def partitions(lake_url: str) -> list[tuple[date, str]]:
+    """Return ``(day, folder path)`` of every date partition, oldest first."""
     filesystem, root = lakefs.resolve(lake_url)
-    base = f"{root}/{LOGS_TABLE}"
+    out = []
+    for e in list_dir(filesystem, f"{root}/{LOGS_TABLE}"):
+        if e.size != -1:
+            continue
+        day = parse_partition_dir(e.base_name)
+        if day is not None:
+            out.append((day, e.path))
+    return sorted(out)
+
+
+def partition_files(
+    filesystem: pafs.FileSystem, folder: str, day: date
+) -> tuple[list[FileStat], list[FileStat]]:
+    """Return ``(visible, hidden)`` committed files of one partition folder.
+
+    Hidden files are committed files named in a compacted file's replaced list:
+    their rows are already in the compacted file.
+    """
+    entries = [
+        e
+        for e in list_dir(filesystem, folder)
+        if e.size != -1 and e.base_name.endswith(".parquet") and e.base_name[0] not in "._"
+    ]
+    replaced: set[str] = set()
+    for e in entries:
+        if e.base_name.startswith(COMPACT_PREFIX):
+            replaced |= read_stat(filesystem, e, day).replaces
+    visible: list[FileStat] = []
+    hidden: list[FileStat] = []
+    for e in entries:
+        stat = read_stat(filesystem, e, day)
+        (hidden if e.base_name in replaced else visible).append(stat)
+    visible.sort(key=lambda s: s.path)
+    return visible, hidden
+
+
+def file_stats(
+    lake_url: str, start: datetime | None = None, end: datetime | None = None
+) -> list[FileStat]:
+    """Return the visible files (with footer facts) whose partition may hold events in ``[start, end]``.
+
+    Files whose time bounds fall wholly outside ``[start, end]`` are dropped too.
+    """
+    filesystem, _ = lakefs.resolve(lake_url)
     first: date | None = start.date() if start else None
     last: date | None = end.date() if end else None
-    try:
-        parts = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-    except FileNotFoundError:
-        return []
-    files: list[str] = []
-    for info in sorted(parts, key=lambda i: i.path):
-        if info.type != pafs.FileType.Directory:
+    lo = int(start.timestamp() * 1_000_000) if start else None
+    hi = int(end.timestamp() * 1_000_000) if end else None
+    out: list[FileStat] = []
+    for day, folder in partitions(lake_url):
+        if (first and day < first) or (last and day > last):
             continue
-        day = parse_partition_dir(info.base_name)
-        if day is None or (first and day < first) or (last and day > last):
-            continue
-        for f in filesystem.get_file_info(pafs.FileSelector(info.path)):
-            if f.type == pafs.FileType.File and f.base_name.endswith(".parquet") and f.base_name[0] not in "._":
-                files.append(f.path)
-    return sorted(files)
+        for s in partition_files(filesystem, folder, day)[0]:
+            if lo is not None and s.max_ts_us is not None and s.max_ts_us < lo:
+                continue
+            if hi is not None and s.min_ts_us is not None and s.min_ts_us > hi:
+                continue
+            out.append(s)
+    return out
+
+
+def visible_files(
+    lake_url: str, start: datetime | None = None, end: datetime | None = None
+) -> list[str]:
+    """Return the committed, not-replaced Parquet files that may hold events in ``[start, end]``."""
+    return sorted(s.path for s in file_stats(lake_url, start, end))
+
+
+def scan_files(paths: list[str]) -> pl.LazyFrame:
+    """Return the events of the given lake files lazily (lake schema; empty frame for no files)."""
+    if not paths:
+        return pl.LazyFrame(schema=POLARS_SCHEMA)
+    return pl.scan_parquet(paths, schema=POLARS_SCHEMA, hive_partitioning=False)
 
 
 def scan(lake_url: str, start: datetime | None = None, end: datetime | None = None) -> pl.LazyFrame:
-    """Return every event of the lake (or of the partitions covering ``[start, end]``) lazily.
+    """Return every event of the lake (or of the files that may cover ``[start, end]``) lazily.
 
     The frame has the lake schema (see ``workbench.lake.schema``); an empty lake
     gives an empty frame with that schema. Filtering rows to the exact range is
-    the caller's job: partitions are pruned, rows are not.
+    the caller's job: partitions and files are pruned, rows are not.
     """
-    files = visible_files(lake_url, start, end)
-    if not files:
-        return pl.LazyFrame(schema=_POLARS_SCHEMA)
-    _ = SCHEMA
-    return pl.scan_parquet(files, schema=_POLARS_SCHEMA, hive_partitioning=False)
+    return scan_files(visible_files(lake_url, start, end))
+
+
+_key_counts_cache: dict[tuple[str, int | None, int], dict[tuple[str, str], int]] = {}
+
+
+def key_counts(stat: FileStat) -> dict[tuple[str, str], int]:
+    """Return ``{(service, level): rows}`` of one immutable file, computed once and cached."""
+    key = (stat.path, stat.min_ts_us, stat.num_rows)
+    hit = _key_counts_cache.get(key)
+    if hit is not None:
+        return hit
+    df = pl.scan_parquet(stat.path).group_by("service", "level").len().collect()
+    counts = {(s, lv): n for s, lv, n in df.iter_rows()}
+    with _cache_lock:
+        if len(_key_counts_cache) > _CACHE_MAX:
+            _key_counts_cache.clear()
+        _key_counts_cache[key] = counts
+    return counts

@@ -1,15 +1,25 @@
-"""Window counts: how many matching events each alert rule saw in ``(now - window, now]``."""
+"""Window counts: how many matching events each alert rule saw in ``(now - window, now]``.
+
+All rules of one evaluation are answered by one read of the recent slice of the
+lake (the partitions and files overlapping the longest window, only the columns
+rules filter on): the specs become a small frame, exploded by level and joined
+to the slice on ``(service, level)``; each joined row is kept when it falls in
+its own rule's window (and contains the rule's message text), then counted per
+rule key. Message filters are literal, case-sensitive substrings.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
 from workbench.lake import reader
 from workbench.lake.schema import ERROR_LEVELS
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +33,36 @@ class WindowSpec:
     message_contains: str | None = None
 
 
+def _specs_frame(specs: Sequence[WindowSpec], now_us: int) -> pl.DataFrame:
+    """Return one row per (spec, level): key, service, level, lower bound (µs, exclusive), text."""
+    return pl.DataFrame(
+        {
+            "key": [s.key for s in specs],
+            "service": [s.service for s in specs],
+            "level": [list(s.levels) for s in specs],
+            "after_us": [now_us - s.window // timedelta(microseconds=1) for s in specs],
+            "contains": [s.message_contains or None for s in specs],
+        },
+        schema={
+            "key": pl.String,
+            "service": pl.String,
+            "level": pl.List(pl.String),
+            "after_us": pl.Int64,
+            "contains": pl.String,
+        },
+    ).explode("level")
+
+
 def window_counts(lake_url: str, specs: Sequence[WindowSpec], now: datetime) -> dict[str, int]:
     """Return ``{spec.key: count}`` for every spec, reading the lake once for all of them."""
     if not specs:
         return {}
+    now_us = (now - _EPOCH) // timedelta(microseconds=1)
     start = now - max(s.window for s in specs)
     services = sorted({s.service for s in specs})
     levels = sorted({lv for s in specs for lv in s.levels})
+    with_text = any(s.message_contains for s in specs)
+    columns = ["service", "level", "timestamp"] + (["message"] if with_text else [])
     recent = (
         reader.scan(lake_url, start, now)
         .filter(
@@ -38,17 +71,16 @@ def window_counts(lake_url: str, specs: Sequence[WindowSpec], now: datetime) -> 
             & pl.col("service").is_in(services)
             & pl.col("level").is_in(levels)
         )
-        .select("service", "level", "timestamp", "message")
-        .collect()
+        .select(columns)
+        .with_columns(pl.col("timestamp").dt.epoch("us").alias("ts_us"))
     )
-    counts: dict[str, int] = {}
-    for s in specs:
-        cond = (
-            (pl.col("service") == s.service)
-            & pl.col("level").is_in(list(s.levels))
-            & (pl.col("timestamp") > now - s.window)
+    joined = _specs_frame(specs, now_us).lazy().join(recent, on=["service", "level"], how="inner")
+    keep = pl.col("ts_us") > pl.col("after_us")
+    if with_text:
+        keep &= pl.col("contains").is_null() | pl.col("message").str.contains(
+            pl.col("contains").fill_null(""), literal=True
         )
-        if s.message_contains:
-            cond &= pl.col("message").str.contains(s.message_contains, literal=True)
-        counts[s.key] = recent.filter(cond).height
+    counted = joined.filter(keep).group_by("key").len().collect()
+    counts = {s.key: 0 for s in specs}
+    counts.update(dict(counted.iter_rows()))
     return counts

@@ -1,0 +1,208 @@
+"""Query benchmark: our polars queries beside DuckDB on the same Parquet files, same run.
+
+Usage::
+
+    .venv/bin/python bench/bench_query.py [--events 10000000] [--days 30] [--services 50] [--runs 15]
+
+Builds (once; cached under ``bench/out/``) a demo lake, then prints p50/p95 in
+milliseconds for: search first page (no filter, service filter, text filter),
+30-day error trend (one service, all), 1,000-rule window counts.
+DuckDB reads the same visible files (``reader.visible_files``) with ``read_parquet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import duckdb  # noqa: E402
+
+from workbench.demo import generate, service_names  # noqa: E402
+from workbench.lake import reader  # noqa: E402
+from workbench.query.search import search  # noqa: E402
+from workbench.query.trends import bucket_grid, error_trend  # noqa: E402
+from workbench.query.window import WindowSpec, window_counts  # noqa: E402
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def build(events: int, days: int, services: int) -> str:
+    """Return the lake URL of the cached demo lake, generating it when missing."""
+    lake = OUT / f"lake-{events}-{days}d-{services}s"
+    done = lake / "_BUILT"
+    if not done.exists():
+        t = time.perf_counter()
+        generate(str(lake), events=events, days=days, services=services, now=NOW, seed=42)
+        done.write_text("ok\n")
+        print(f"built {lake} in {time.perf_counter() - t:.1f} s", flush=True)
+    return str(lake)
+
+
+def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Return (p50, p95) milliseconds of ``runs`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    return statistics.median(times), p95
+
+
+def check_same_answers(
+    lake: str,
+    con: duckdb.DuckDBPyConnection,
+    files: str,
+    svc: str,
+    specs: list[WindowSpec],
+    duck_trend: Callable[[str], str],
+    duck_window: str,
+    duck_page: Callable[[str], str],
+) -> None:
+    """Fail loudly unless both engines give the same answers (so the timings compare like with like)."""
+    for kwargs, where in (
+        ({}, ""),
+        ({"service": svc}, f"WHERE service = '{svc}'"),
+        ({"text": "timeout"}, "WHERE message ILIKE '%timeout%'"),
+    ):
+        ours = search(lake, **kwargs)  # type: ignore[arg-type]
+        theirs = con.execute(duck_page(where).replace("$FILES", files)).fetchall()
+        assert [log.id for log in ours.logs] == [r[0] for r in theirs], kwargs
+        assert ours.total == theirs[0][-1], kwargs
+    for service, where in ((svc, f"AND service = '{svc}'"), (None, "")):
+        trend = [p.count for p in error_trend(lake, service=service, range="30d", now=NOW)]
+        duck_counts = [
+            r[1] for r in con.execute(duck_trend(where).replace("$FILES", files)).fetchall()
+        ]
+        assert trend == duck_counts, service
+    ours_w = window_counts(lake, specs, NOW)
+    theirs_w = dict(con.execute(duck_window.replace("$FILES", files)).fetchall())
+    assert ours_w == theirs_w
+    print("answers identical in both engines (pages, totals, trends, window counts)")
+
+
+def main() -> None:
+    """Build or reuse the lake, run every query with both engines, print a Markdown table."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--services", type=int, default=50)
+    ap.add_argument("--runs", type=int, default=15)
+    args = ap.parse_args()
+    lake = build(args.events, args.days, args.services)
+    svc = service_names(args.services)[0]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+
+    def files() -> str:
+        # DuckDB gets the same visible-file list as our reader (listing included in its time).
+        return "[" + ",".join(f"'{p}'" for p in reader.visible_files(lake)) + "]"
+
+    def duck(sql: str) -> Callable[[], object]:
+        return lambda: con.execute(sql.replace("$FILES", files())).fetchall()
+
+    page_cols = "id, service, level, message, timestamp, meta"
+    grid = bucket_grid(NOW, "30d")
+    start = grid.start.isoformat()
+    end = grid.end.isoformat()
+    origin = grid.origin.isoformat()
+
+    def duck_trend(where: str) -> str:
+        return (
+            "WITH c AS (SELECT time_bucket(INTERVAL 6 HOUR, timestamp, TIMESTAMPTZ '"
+            + origin
+            + "') AS b, count(*) AS n FROM read_parquet($FILES) WHERE level IN ('error','fatal') "
+            + f"AND timestamp > TIMESTAMPTZ '{start}' AND timestamp <= TIMESTAMPTZ '{end}' {where} "
+            + "GROUP BY 1) SELECT g.b, coalesce(c.n, 0) FROM (SELECT unnest(generate_series("
+            + f"TIMESTAMPTZ '{origin}', TIMESTAMPTZ '{end}', INTERVAL 6 HOUR)) AS b) g "
+            + "LEFT JOIN c USING (b) ORDER BY 1"
+        )
+
+    specs = [
+        WindowSpec(
+            f"r{i}",
+            service_names(args.services)[i % args.services],
+            timedelta(minutes=5 + 5 * (i % 12)),
+        )
+        for i in range(1000)
+    ]
+    spec_rows = ",".join(
+        f"('{s.key}','{s.service}',{s.window // timedelta(microseconds=1)})" for s in specs
+    )
+    max_w = max(s.window for s in specs)
+    duck_window = (
+        f"WITH specs(k, service, w) AS (VALUES {spec_rows}), "
+        "recent AS (SELECT service, epoch_us(timestamp) AS t FROM read_parquet($FILES) "
+        f"WHERE timestamp > TIMESTAMPTZ '{(NOW - max_w).isoformat()}' "
+        f"AND timestamp <= TIMESTAMPTZ '{NOW.isoformat()}' AND level IN ('error','fatal')) "
+        f"SELECT s.k, count(r.t) FROM specs s LEFT JOIN recent r ON r.service = s.service "
+        f"AND r.t > {(NOW - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)} - s.w "
+        "GROUP BY s.k"
+    )
+
+    def duck_page(where: str) -> str:
+        # Same answer as search(): the page and the total.
+        return (
+            f"SELECT {page_cols}, (SELECT count(*) FROM read_parquet($FILES) {where}) "
+            f"FROM read_parquet($FILES) {where} ORDER BY timestamp DESC, id DESC LIMIT 20"
+        )
+
+    cases: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
+        ("search page 1, no filter", lambda: search(lake), duck(duck_page(""))),
+        (
+            "search page 1, service",
+            lambda: search(lake, service=svc),
+            duck(duck_page(f"WHERE service = '{svc}'")),
+        ),
+        (
+            "search page 1, text 'timeout'",
+            lambda: search(lake, text="timeout"),
+            duck(duck_page("WHERE message ILIKE '%timeout%'")),
+        ),
+        (
+            "error trend 30d, one service",
+            lambda: error_trend(lake, service=svc, range="30d", now=NOW),
+            duck(duck_trend(f"AND service = '{svc}'")),
+        ),
+        (
+            "error trend 30d, all services",
+            lambda: error_trend(lake, range="30d", now=NOW),
+            duck(duck_trend("")),
+        ),
+        ("window counts, 1,000 rules", lambda: window_counts(lake, specs, NOW), duck(duck_window)),
+    ]
+    check_same_answers(lake, con, files(), svc, specs, duck_trend, duck_window, duck_page)
+    print(
+        f"lake: {args.events:,} events, {args.days} days, {args.services} services, "
+        f"{len(reader.visible_files(lake))} files; runs={args.runs}"
+    )
+    print("| query | workbench p50 ms | p95 ms | DuckDB p50 ms | p95 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, ours, theirs in cases:
+        a50, a95 = measure(ours, args.runs)
+        b50, b95 = measure(theirs, args.runs)
+        print(f"| {name} | {a50:.1f} | {a95:.1f} | {b50:.1f} | {b95:.1f} |", flush=True)
+    # Cold process: the per-file caches (footers, key counts, error rollups) are empty.
+    from workbench.query import trends
+
+    for cache in (reader._footer_cache, reader._key_counts_cache, trends._rollups):
+        cache.clear()
+    t = time.perf_counter()
+    search(lake, service=svc)
+    error_trend(lake, range="30d", now=NOW)
+    cold = (time.perf_counter() - t) * 1000
+    print(f"cold caches: first service search + first 30d trend together {cold:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Search: filters, newest-first order, offset pages, cursor pages, totals, validation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.factories import T0, make_events, write_events
+from workbench.errors import ValidationError
+from workbench.query.search import decode_cursor, encode_cursor, search
+
+
+def test_empty_lake_gives_empty_page(lake_url: str) -> None:
+    result = search(lake_url)
+    assert (result.total, result.logs, result.next_cursor) == (0, [], None)
+
+
+def test_newest_first_with_total(small_lake: str) -> None:
+    result = search(small_lake, limit=10)
+    assert result.total == 432 + 72 + 1
+    times = [log.timestamp for log in result.logs]
+    assert times == sorted(times, reverse=True)
+    assert len(result.logs) == 10
+    assert result.next_cursor is not None
+
+
+def test_ties_broken_by_id_descending(lake_url: str) -> None:
+    rows = [{"timestamp": T0, "id": f"id{i:02d}"} for i in range(5)]
+    write_events(lake_url, rows)
+    assert [log.id for log in search(lake_url).logs] == ["id04", "id03", "id02", "id01", "id00"]
+
+
+def test_filters_service_levels_range(small_lake: str) -> None:
+    assert search(small_lake, service="db").total == 73
+    assert search(small_lake, levels=["error", "FATAL"]).total == 73
+    assert search(small_lake, service="db", levels=["fatal"]).logs[0].message == "disk full"
+    hour = search(small_lake, start=T0, end=T0 + timedelta(hours=1))
+    # api every 10 min inclusive both ends (7), db hourly (2), the fatal (1)
+    assert hour.total == 10
+    assert all(T0 <= log.timestamp <= T0 + timedelta(hours=1) for log in hour.logs)
+
+
+def test_text_is_case_insensitive_substring(small_lake: str) -> None:
+    assert search(small_lake, text="timeout").total == 72
+    assert search(small_lake, text="users/42 TOOK").total == 432
+    assert search(small_lake, text="a.b[").total == 0  # regex characters are literal
+
+
+def test_meta_exact_match_string_number_nested(small_lake: str) -> None:
+    assert search(small_lake, meta={"userId": "u1"}).total == 432
+    assert search(small_lake, meta={"latencyMs": 12}).total == 432
+    assert search(small_lake, meta={"latencyMs": "12"}).total == 432
+    assert search(small_lake, meta={"latencyMs": 1}).total == 0
+    assert search(small_lake, meta={"host.name": "db-1"}).logs[0].meta == {
+        "host": {"name": "db-1"},
+        "requestId": "r-9",
+    }
+
+
+def test_offset_pages_and_cursor_pages_agree(small_lake: str) -> None:
+    by_page = [log.id for p in range(1, 4) for log in search(small_lake, page=p, limit=7).logs]
+    by_cursor: list[str] = []
+    cursor = None
+    for _ in range(3):
+        result = search(small_lake, limit=7, cursor=cursor)
+        by_cursor += [log.id for log in result.logs]
+        cursor = result.next_cursor
+    assert by_page == by_cursor
+    assert len(set(by_page)) == 21
+
+
+def test_cursor_walks_whole_filtered_result_across_partitions(small_lake: str) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        result = search(small_lake, service="db", limit=20, cursor=cursor)
+        seen += [log.id for log in result.logs]
+        cursor = result.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 73
+
+
+def test_last_page_has_no_cursor_and_past_end_is_empty(small_lake: str) -> None:
+    last = search(small_lake, service="db", page=4, limit=20)
+    assert len(last.logs) == 13 and last.next_cursor is None
+    assert search(small_lake, service="db", page=9, limit=20).logs == []
+
+
+def test_cursor_roundtrip() -> None:
+    assert decode_cursor(encode_cursor(T0, "abc")) == (T0, "abc")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"limit": 101}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"page": 0}, "page"),
+        ({"levels": ["loud"]}, "level"),
+        ({"cursor": "nope!"}, "cursor"),
+        ({"meta": {"a b": "x"}}, "meta"),
+        ({"start": T0, "end": T0 - timedelta(seconds=1)}, "from"),
+        ({"start": T0.replace(tzinfo=None)}, "from"),
+    ],
+)
+def test_invalid_input_names_the_field(lake_url: str, kwargs: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        search(lake_url, **kwargs)
+    assert field in err.value.details
+
+
+def test_late_file_in_older_partition_is_found(lake_url: str) -> None:
+    write_events(lake_url, make_events(n=3, start=T0, service="new"))
+    write_events(lake_url, make_events(n=2, start=T0 - timedelta(days=5), service="late"))
+    result = search(lake_url, limit=5)
+    assert [log.service for log in result.logs] == ["new"] * 3 + ["late"] * 2
+
+
+def test_services_lists_distinct_names(small_lake: str, lake_url: str) -> None:
+    from workbench.query.services import services
+
+    assert services(small_lake) == ["api", "db"]
+    write_events(lake_url, make_events(n=1, service="zeta"))
+    assert services(lake_url) == ["api", "db", "zeta"]
