@@ -3,7 +3,8 @@
 Library errors (``workbench.errors``) are translated to HTTP here and only here:
 ValidationError -> 400 ``{"error", "details"}``; PayloadTooLarge -> 413;
 NotFound -> 404; InvalidTransition -> 409 with the current state;
-Overloaded -> 503 with ``Retry-After``; StorageError -> 503.
+Overloaded -> 503 with ``Retry-After``; RateLimited -> 429 with ``Retry-After``;
+StorageError -> 503. API keys, scopes, ingest rate limits and CORS: ``ingest_api.auth``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ingest_api import auth
 from workbench.config import Settings, get_settings
 from workbench.errors import (
     InvalidTransition,
     NotFound,
     Overloaded,
     PayloadTooLarge,
+    RateLimited,
     StorageError,
     ValidationError,
 )
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     _install_error_handlers(app)
+    auth.install(app, settings)
 
     from ingest_api.routes import alerts, ingest, otlp, query
 
@@ -84,6 +88,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _overloaded(_: Request, exc: Overloaded) -> JSONResponse:
         return JSONResponse(
             {"error": str(exc)}, status_code=503, headers={"Retry-After": str(exc.retry_after)}
+        )
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
         )
 
     @app.exception_handler(StorageError)

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     # Ingest limits: each answered with an error that names the field and the limit.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, alias="WORKBENCH_MAX_BODY_BYTES", gt=0)
+    # Bodies of the REST routes other than ingest (rules, channels, silences, actions).
+    max_api_body_bytes: int = Field(default=1024 * 1024, alias="WORKBENCH_MAX_API_BODY_BYTES", gt=0)
     max_batch_events: int = Field(default=10_000, alias="WORKBENCH_MAX_BATCH_EVENTS", gt=0)
     max_service_chars: int = Field(default=128, alias="WORKBENCH_MAX_SERVICE_CHARS", gt=0)
     max_message_chars: int = Field(default=32_768, alias="WORKBENCH_MAX_MESSAGE_CHARS", gt=0)
@@ -52,6 +54,20 @@ class Settings(BaseSettings):
     runs_retention_days: int = Field(default=7, alias="WORKBENCH_RUNS_RETENTION_DAYS", gt=0)
     webhook_timeout_s: float = Field(default=5.0, alias="WORKBENCH_WEBHOOK_TIMEOUT_SECONDS", gt=0)
     allow_private_webhooks: bool = Field(default=True, alias="WORKBENCH_ALLOW_PRIVATE_WEBHOOKS")
+    webhook_max_response_bytes: int = Field(
+        default=64 * 1024, alias="WORKBENCH_WEBHOOK_MAX_RESPONSE_BYTES", gt=0
+    )
+
+    # Security: who may call the API, and how much one caller may take (docs/security.md).
+    # Comma-separated browser origins allowed by CORS; empty means no CORS headers at all.
+    cors_origins: str = Field(default="", alias="WORKBENCH_CORS_ORIGINS")
+    # Per API key token bucket for ingestion, in events: the sustained rate and the burst.
+    ingest_rate_per_key: float = Field(default=5000.0, alias="WORKBENCH_INGEST_RATE_PER_KEY", gt=0)
+    ingest_burst_per_key: int = Field(default=10_000, alias="WORKBENCH_INGEST_BURST_PER_KEY", gt=0)
+    # Query limits, so one search cannot starve the rest: the widest from/to span, and
+    # the deepest offset page (page * limit); deeper pages must follow the cursor.
+    max_query_days: int = Field(default=400, alias="WORKBENCH_MAX_QUERY_DAYS", gt=0)
+    max_page_depth: int = Field(default=10_000, alias="WORKBENCH_MAX_PAGE_DEPTH", gt=0)
 
     # Dashboard.
     refresh_interval_s: int = Field(default=30, alias="WORKBENCH_REFRESH_SECONDS", ge=0)
@@ -73,6 +89,11 @@ class Settings(BaseSettings):
         if self.elastic_url is not None and not self.elastic_url.strip():
             self.elastic_url = None
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Return the CORS origins as a list (empty: CORS is off)."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def wal_dir(self) -> Path:

@@ -11,6 +11,7 @@ codes and messages, the dashboard to a message on the page.
     ├── NotFound               an id that does not exist
     ├── InvalidTransition      an incident action not allowed in its current state
     ├── Overloaded             the ingestor pushes back (carries retry_after seconds)
+    ├── RateLimited            one API key is over its ingest rate (carries retry_after seconds)
     ├── StorageError           the lake, WAL or catalog failed
     └── NotifyError            a webhook delivery failed
 """
@@ -60,6 +61,14 @@ class InvalidTransition(WorkbenchError):
 
 class Overloaded(WorkbenchError):
     """The ingestor is over its backlog limit; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(WorkbenchError):
+    """One API key sends faster than its ingest rate; retry after ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)

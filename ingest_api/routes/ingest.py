@@ -1,7 +1,152 @@
-"""Routes of the ingest area (filled in by the owner of that area)."""
+"""Routes of the ingest area: ``POST /api/logs`` (one event, a JSON array, NDJSON) and ``GET /health``.
+
+Thin on purpose: read the body within the size limit, parse and validate with
+``workbench.events``, hand accepted events to the process's ingestor, answer.
+The 202 is sent only once the events are fsynced in the write-ahead log.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-router = APIRouter()
+import fastapi.routing
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from workbench.errors import ValidationError
+from workbench.events import (
+    Limits,
+    check_body_size,
+    parse_json,
+    parse_ndjson,
+    validate_batch,
+    validate_event,
+)
+from workbench.lake.ingestor import Ingestor
+
+
+class LeanRoute(APIRoute):
+    """A route listed in OpenAPI whose handler is the endpoint itself, ``endpoint(request)``.
+
+    The ingest endpoints take only the raw ``Request`` (they parse bodies
+    themselves, with orjson), so FastAPI's per-request dependency solving and
+    body handling are pure overhead: skipping them gives about 20 % more
+    single-event POSTs per CPU second. Library errors still reach the app's
+    exception handlers. As soon as the route has any dependency (an API-key
+    check on the router or the app, say), FastAPI's own handler is used, so
+    nothing added later is ever skipped.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Return the endpoint itself, or FastAPI's handler when dependencies must run."""
+        if _has_dependencies(self):
+            return super().get_route_handler()
+        return self.endpoint  # type: ignore[return-value]
+
+
+def _has_dependencies(route: APIRoute) -> bool:
+    """Return True unless ``route`` (as included into the app) provably has no dependency."""
+    # FastAPI builds included routes under a context holding the app's and the
+    # routers' dependencies; when that internal is missing, assume the worst.
+    context_var = getattr(fastapi.routing, "_effective_route_context_var", None)
+    if context_var is None:
+        return True
+    context = context_var.get()
+    dependant: Any = route.dependant
+    if context is not None and getattr(context, "original_route", None) is route:
+        dependant = getattr(context, "dependant", None)
+    return dependant is None or bool(dependant.dependencies)
+
+
+router = APIRouter(route_class=LeanRoute)
+
+_QUEUED = b'{"status":"queued"}'
+_NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+def _json(body: Any, status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Request, limits: Limits) -> bytes:
+    """Return the request body, refusing (413) anything over ``max_body_bytes`` early."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        check_body_size(int(declared), limits)
+    chunks: list[bytes] = []
+    size = 0
+    # Counted while streaming too: a chunked body has no Content-Length to trust.
+    async for chunk in request.stream():
+        size += len(chunk)
+        check_body_size(size, limits)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _limits(request: Request) -> Limits:
+    limits: Limits | None = getattr(request.app.state, "ingest_limits", None)
+    if limits is None:
+        limits = Limits.from_settings(request.app.state.settings)
+        request.app.state.ingest_limits = limits
+    return limits
+
+
+@router.post(
+    "/api/logs",
+    status_code=202,
+    summary="Ingest one log event, a JSON array of events, or NDJSON",
+    responses={
+        202: {"description": "Durably queued: in the write-ahead log"},
+        400: {"description": "Invalid event(s): {error, details}"},
+        413: {"description": "Body or batch over its limit"},
+        503: {"description": "Ingest backlog full; retry after Retry-After seconds"},
+    },
+)
+async def ingest_logs(request: Request) -> Response:
+    """Queue log events durably; answer 202 once they are fsynced in the WAL."""
+    limits = _limits(request)
+    body = await _read_body(request, limits)
+    ingestor: Ingestor = request.app.state.ingestor
+    now = ingestor.clock()
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(_NDJSON_TYPES):
+        items = parse_ndjson(body)
+    else:
+        parsed = parse_json(body)
+        if type(parsed) is dict:
+            # The original contract: one event in, exactly {"status":"queued"} out.
+            event = validate_event(parsed, now=now, limits=limits)
+            await ingestor.accept([event], now)
+            return Response(_QUEUED, status_code=202, media_type="application/json")
+        if type(parsed) is not list:
+            raise ValidationError(
+                "Invalid log event",
+                {"body": ["body: must be a JSON object (one event) or an array of events"]},
+            )
+        items = parsed
+    if not items:
+        raise ValidationError("Empty batch", {"body": ["body: the batch holds no events"]})
+    result = validate_batch(items, now=now, limits=limits)
+    rejected = [{"index": i, "errors": errs} for i, errs in result.rejected]
+    if not result.accepted:
+        return _json(
+            {
+                "error": "Invalid log events",
+                "details": {"events": ["every event was rejected"]},
+                "accepted": 0,
+                "rejected": rejected,
+            },
+            400,
+        )
+    await ingestor.accept(result.accepted, now)
+    return _json({"status": "queued", "accepted": len(result.accepted), "rejected": rejected}, 202)
+
+
+@router.get("/health", summary="Liveness and ingest figures")
+async def health(request: Request) -> Response:
+    """Return ``{"status":"ok"}`` with the WAL backlog, last flush time and lake size."""
+    ingestor: Ingestor = request.app.state.ingestor
+    return _json({"status": "ok", **ingestor.stats()}, 200)

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from tests.catalog.conftest import NOW
 from workbench.catalog import models
 from workbench.catalog.db import (
-    BASELINE_REVISION,
     alembic_config,
     get_engine,
     init_db,
@@ -28,6 +28,7 @@ from workbench.catalog.db import (
 from workbench.catalog.models import AlertRule
 
 ALL_TABLES = {t.name for t in SQLModel.metadata.sorted_tables}
+HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_init_db_creates_every_table_at_head(engine: sa.Engine) -> None:
     tables = set(sa.inspect(engine).get_table_names())
     assert tables >= ALL_TABLES
     assert "alembic_version" in tables
-    assert _revision(engine) == BASELINE_REVISION  # the head today
+    assert _revision(engine) == HEAD_REVISION
 
 
 def test_partial_unique_index_is_created(engine: sa.Engine) -> None:
@@ -76,7 +77,7 @@ def test_second_init_db_is_a_noop_and_keeps_data(engine: sa.Engine) -> None:
     rule_id = _add_rule(engine)
     init_db(engine)
     init_db(engine)
-    assert _revision(engine) == BASELINE_REVISION
+    assert _revision(engine) == HEAD_REVISION
     with session_scope(engine) as s:
         assert s.get(AlertRule, rule_id) is not None
 
@@ -87,7 +88,7 @@ def test_database_from_create_all_is_adopted(catalog_url: str) -> None:
     SQLModel.metadata.create_all(engine)
     rule_id = _add_rule(engine)
     init_db(engine)
-    assert _revision(engine) == BASELINE_REVISION
+    assert _revision(engine) == HEAD_REVISION
     with session_scope(engine) as s:
         assert s.get(AlertRule, rule_id) is not None
 
@@ -107,7 +108,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9999"
-down_revision = "0001"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -124,11 +125,12 @@ def downgrade() -> None:
 
 
 def test_upgrade_with_a_new_revision_keeps_rows(engine: sa.Engine, tmp_path: Path) -> None:
-    """A database at 0001 with rows survives a later revision (batch mode on SQLite)."""
+    """A database at head with rows survives a later revision (batch mode on SQLite)."""
     rule_id = _add_rule(engine)
     extra = tmp_path / "extra_versions"
     extra.mkdir()
-    (extra / "9999_test_team.py").write_text(textwrap.dedent(_TEST_MIGRATION))
+    migration = textwrap.dedent(_TEST_MIGRATION).replace("{head}", str(HEAD_REVISION))
+    (extra / "9999_test_team.py").write_text(migration)
     with engine.connect() as conn:
         cfg = alembic_config(connection=conn)
         locations = cfg.get_main_option("version_locations")
@@ -167,7 +169,7 @@ def test_concurrent_init_db_from_two_processes(catalog_url: str) -> None:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     engine = get_engine(catalog_url)
-    assert _revision(engine) == BASELINE_REVISION
+    assert _revision(engine) == HEAD_REVISION
     assert set(sa.inspect(engine).get_table_names()) >= ALL_TABLES
 
 

@@ -221,3 +221,27 @@ class Silence(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
+
+
+API_KEY_SCOPES: tuple[str, ...] = ("ingest", "read", "admin")
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: a name, the scopes it grants, and the hash of its secret (never the secret).
+
+    ``hash`` is the SHA-256 of the whole token. A fast hash is right here, unlike
+    for passwords: tokens are 256-bit random strings (``secrets.token_urlsafe(32)``),
+    so there is nothing to brute-force, and an unsalted digest can be looked up by
+    index on every request. The hot path compares digests with ``hmac.compare_digest``.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=16, index=True)  # first characters, shown in lists
+    hash: str = Field(max_length=64, unique=True, index=True)
+    scopes: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    created_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = _ts()
+    last_used_at: datetime | None = _ts()

@@ -29,9 +29,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from workbench.cli import alerting, analyst, dashboard, lake, serve, up
+    from workbench.cli import alerting, analyst, dashboard, keys, lake, serve, up
 
-    for module in (serve, lake, alerting, dashboard, analyst, up):
+    for module in (serve, lake, alerting, dashboard, analyst, up, keys):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import click
 
 from workbench.config import Settings, get_settings
+from workbench.security import bind_check
 
 
 @dataclass
@@ -114,6 +115,7 @@ def up_command(
     """Start the ingest API, the alert scheduler and the dashboard; print their URLs."""
     settings = get_settings()
     host = host or settings.host
+    bind_check(settings, host)  # beyond loopback only with API keys (docs/security.md)
     port = port or settings.port
     dashboard_port = dashboard_port or settings.dashboard_port
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,242 @@
+"""Validation and parsing of incoming events (pure: ``now`` is passed in)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from workbench.errors import PayloadTooLarge, ValidationError
+from workbench.events import (
+    Limits,
+    NotJson,
+    check_body_size,
+    events_to_ipc,
+    from_us,
+    parse_json,
+    parse_ndjson,
+    payloads_to_table,
+    records_to_table,
+    rows_payload,
+    to_us,
+    validate_batch,
+    validate_event,
+)
+
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+LIMITS = Limits()
+GOOD: dict[str, Any] = {"service": "auth-service", "level": "error", "message": "boom"}
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    event = dict(GOOD)
+    for key, value in changes.items():
+        if value is _DROP:
+            event.pop(key, None)
+        else:
+            event[key] = value
+    return event
+
+
+_DROP = object()
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+# (case name, raw event, HTTP status over POST /api/logs, field, message fragment)
+BAD_EVENTS: list[tuple[str, object, int, str, str]] = [
+    ("not an object", ["a"], 400, "body", "must be a JSON object"),
+    ("service missing", _with(service=_DROP), 400, "service", "service: required"),
+    ("service empty", _with(service="  "), 400, "service", "non-empty string"),
+    ("service not a string", _with(service=5), 400, "service", "non-empty string"),
+    (
+        "service too long",
+        _with(service="s" * 129),
+        400,
+        "service",
+        "service: longer than 128 characters (max_service_chars)",
+    ),
+    ("level missing", _with(level=_DROP), 400, "level", "one of debug, info, warn, error, fatal"),
+    ("level unknown", _with(level="critical"), 400, "level", "level: required, one of"),
+    ("level not a string", _with(level=3), 400, "level", "level: required, one of"),
+    ("message missing", _with(message=_DROP), 400, "message", "message: required"),
+    ("message empty", _with(message=""), 400, "message", "non-empty string"),
+    (
+        "message too long",
+        _with(message="m" * 32_769),
+        400,
+        "message",
+        "message: longer than 32768 characters (max_message_chars)",
+    ),
+    ("timestamp garbage", _with(timestamp="yesterday"), 400, "timestamp", "not an ISO 8601"),
+    (
+        "timestamp number",
+        _with(timestamp=1700000000),
+        400,
+        "timestamp",
+        "ISO 8601 date-time string",
+    ),
+    (
+        "timestamp in the future",
+        _with(timestamp="2026-11-26T12:05:01Z"),
+        400,
+        "timestamp",
+        "timestamp: more than 300 s in the future (max_future_skew_s)",
+    ),
+    (
+        "timestamp too old",
+        _with(timestamp="2025-01-01T00:00:00Z"),
+        400,
+        "timestamp",
+        "timestamp: older than 34560000 s (max_past_age_s)",
+    ),
+    ("meta not an object", _with(meta=[1, 2]), 400, "meta", "meta: must be a JSON object"),
+    ("meta a string", _with(meta="x"), 400, "meta", "meta: must be a JSON object"),
+    (
+        "meta too deep",
+        _with(meta=_nested(9)),
+        400,
+        "meta",
+        "meta: nested deeper than 8 levels (max_meta_depth)",
+    ),
+    (
+        "meta nested 300 deep",
+        _with(meta=_nested(300)),
+        400,
+        "meta",
+        "meta: nested deeper than 8 levels (max_meta_depth)",
+    ),
+    (
+        "meta too large",
+        _with(meta={"blob": "x" * 16_400}),
+        400,
+        "meta",
+        "meta: larger than 16384 bytes as JSON (max_meta_bytes)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "fragment"),
+    [pytest.param(raw, f, frag, id=name) for name, raw, _status, f, frag in BAD_EVENTS],
+)
+def test_bad_event_is_rejected_naming_field_and_limit(
+    raw: object, field: str, fragment: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_event(raw, now=NOW, limits=LIMITS)
+    assert field in info.value.details
+    assert any(fragment in msg for msg in info.value.details[field]), info.value.details
+
+
+def test_every_bad_field_is_reported_at_once() -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_event({"level": "nope", "meta": 1}, now=NOW, limits=LIMITS)
+    assert set(info.value.details) == {"service", "level", "message", "meta"}
+
+
+def test_good_event_is_normalised() -> None:
+    event = validate_event(
+        {
+            **GOOD,
+            "level": "WaRn",
+            "timestamp": "2026-11-26T13:30:00+02:00",
+            "meta": {"a": [1, {"b": 2}]},
+        },
+        now=NOW,
+        limits=LIMITS,
+    )
+    ts_us, service, level, message, meta = event
+    assert from_us(ts_us) == datetime(2026, 11, 26, 11, 30, tzinfo=UTC)
+    assert (service, level, message) == ("auth-service", "warn", "boom")
+    assert meta is not None and orjson.loads(meta) == {"a": [1, {"b": 2}]}
+
+
+def test_timestamp_defaults_to_receive_time_and_naive_means_utc() -> None:
+    assert validate_event(GOOD, now=NOW, limits=LIMITS)[0] == to_us(NOW)
+    naive = validate_event({**GOOD, "timestamp": "2026-11-26T10:00:00"}, now=NOW, limits=LIMITS)
+    assert from_us(naive[0]) == datetime(2026, 11, 26, 10, tzinfo=UTC)
+
+
+def test_limits_at_the_edge_are_accepted() -> None:
+    edge = {
+        **GOOD,
+        "service": "s" * 128,
+        "message": "m" * 32_768,
+        "meta": _nested(8),
+        "timestamp": (NOW + timedelta(seconds=300)).isoformat(),
+    }
+    assert validate_event(edge, now=NOW, limits=LIMITS)[1] == "s" * 128
+
+
+def test_limits_come_from_settings(settings: Any) -> None:
+    limits = Limits.from_settings(settings.model_copy(update={"max_message_chars": 5}))
+    with pytest.raises(ValidationError, match="longer than 5 characters"):
+        validate_event({**GOOD, "message": "123456"}, now=NOW, limits=limits)
+
+
+def test_batch_keeps_good_items_and_indexes_bad_ones() -> None:
+    result = validate_batch([GOOD, {"service": "x"}, GOOD, 7], now=NOW, limits=LIMITS)
+    assert len(result.accepted) == 2
+    assert [i for i, _ in result.rejected] == [1, 3]
+
+
+def test_batch_over_the_event_limit_is_413() -> None:
+    with pytest.raises(PayloadTooLarge, match="max_batch_events"):
+        validate_batch([GOOD] * 3, now=NOW, limits=Limits(max_batch_events=2))
+
+
+def test_body_size_check_names_the_limit() -> None:
+    check_body_size(10, Limits(max_body_bytes=10))
+    with pytest.raises(PayloadTooLarge, match=r"larger than 10 bytes \(max_body_bytes\)"):
+        check_body_size(11, Limits(max_body_bytes=10))
+
+
+def test_ndjson_bad_line_is_an_item_and_blank_lines_are_skipped() -> None:
+    items = parse_ndjson(b'{"a":1}\n\nnot json\n{"b":2}\n')
+    assert items[0] == {"a": 1} and items[2] == {"b": 2}
+    assert isinstance(items[1], NotJson)
+    result = validate_batch(items, now=NOW, limits=LIMITS)
+    assert result.rejected[1][0] == 1 and "not valid JSON" in result.rejected[1][1]["body"][0]
+
+
+def test_invalid_json_body_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_json(b"{nope")
+    assert "body" in info.value.details
+
+
+def test_payloads_become_one_arrow_table_in_lake_schema() -> None:
+    events = [validate_event(GOOD, now=NOW, limits=LIMITS)] * 3
+    payload = rows_payload(events, ["a", "b", "c"], to_us(NOW))
+    table = payloads_to_table([payload, rows_payload(events[:1], ["d"], to_us(NOW))])
+    assert table.num_rows == 4
+    assert table.column("id").to_pylist() == ["a", "b", "c", "d"]
+    assert table.column("received_at")[0].as_py() == NOW
+    assert table.column("meta").to_pylist() == [None] * 4
+
+
+def test_wal_records_mix_json_and_arrow_ipc_in_order() -> None:
+    events = [
+        validate_event({**GOOD, "message": f"m{i}", "meta": {"i": i}}, now=NOW, limits=LIMITS)
+        for i in range(5)
+    ]
+    recv = to_us(NOW)
+    records = [
+        orjson.dumps(rows_payload(events[:2], ["a", "b"], recv)),
+        events_to_ipc(events[2:4], ["c", "d"], recv),
+        orjson.dumps(rows_payload(events[4:], ["e"], recv)),
+    ]
+    table = records_to_table(records)
+    assert table.column("id").to_pylist() == ["a", "b", "c", "d", "e"]
+    assert table.column("message").to_pylist() == [f"m{i}" for i in range(5)]
+    assert table.column("meta").to_pylist()[3] == '{"i":3}'
+    assert table.column("received_at").to_pylist() == [NOW] * 5
+    assert table.equals(payloads_to_table([rows_payload(events, list("abcde"), recv)]))

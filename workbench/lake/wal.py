@@ -1,0 +1,268 @@
+"""The write-ahead log: where an accepted event is made durable before its 202.
+
+Layout: ``<wal_dir>/<writer_id>/`` holds ``LOCK`` and segment files
+``seg-0000000001.wal``, ``seg-0000000002.wal``, … Each ingest process owns one
+folder, claimed with an exclusive ``flock`` on ``LOCK`` held for the process's
+life; the kernel drops the lock when the process dies (even on ``kill -9``), so
+an unlocked folder is an orphan that any live process may adopt and replay.
+
+A folder is created under a hidden name (``.new-…``), locked, then renamed into
+place, so no other process can mistake a half-created folder for an orphan.
+
+Segment records are framed as ``<u32 length><u32 crc32><payload>`` (little
+endian). A crash in the middle of a write leaves a torn tail: a short header, a
+short payload or a CRC mismatch. Replay stops at the first such record; those
+bytes were never fsynced, so no client got a 202 for them.
+
+Appends are group-committed by the caller: :meth:`WriteAheadLog.append_group`
+writes many records with one ``write`` and one ``fsync``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.errors import StorageError
+
+_HEADER = struct.Struct("<II")
+_LOCK_NAME = "LOCK"
+_SEGMENT_PREFIX = "seg-"
+_SEGMENT_SUFFIX = ".wal"
+
+
+def encode_record(payload: bytes) -> bytes:
+    """Return ``payload`` framed with its length and CRC32."""
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def read_records(path: Path) -> Iterator[bytes]:
+    """Yield the complete records of a segment file, stopping at a torn or corrupt tail."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    view = memoryview(data)
+    offset, end, header = 0, len(data), _HEADER.size
+    while offset + header <= end:
+        length, crc = _HEADER.unpack_from(data, offset)
+        start = offset + header
+        stop = start + length
+        if stop > end:
+            return  # torn: the payload was cut short
+        payload = bytes(view[start:stop])
+        if zlib.crc32(payload) != crc:
+            return  # torn or corrupt: nothing after it can be trusted
+        yield payload
+        offset = stop
+
+
+def segment_name(number: int) -> str:
+    """Return the file name of segment ``number``."""
+    return f"{_SEGMENT_PREFIX}{number:010d}{_SEGMENT_SUFFIX}"
+
+
+def new_writer_id() -> str:
+    """Return a fresh writer id: creation time in ms (hex) and random bits, sortable."""
+    return f"w{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A segment file of a WAL folder."""
+
+    writer_id: str
+    number: int
+    path: Path
+
+    @property
+    def batch_name(self) -> str:
+        """Return the deterministic lake file name for this segment's events."""
+        return f"{self.writer_id}-{self.number:010d}"
+
+
+class WalFolder:
+    """A WAL folder claimed by this process with an exclusive lock."""
+
+    def __init__(self, path: Path, lock_fd: int) -> None:
+        self.path = path
+        self.writer_id = path.name
+        self._lock_fd: int | None = lock_fd
+
+    @classmethod
+    def create(cls, wal_dir: Path) -> WalFolder:
+        """Create, lock and return a fresh folder for this process."""
+        wal_dir.mkdir(parents=True, exist_ok=True)
+        writer_id = new_writer_id()
+        staging = wal_dir / f".new-{writer_id}"
+        staging.mkdir()
+        fd = os.open(staging / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        final = wal_dir / writer_id
+        os.rename(staging, final)
+        _fsync_dir(wal_dir)
+        return cls(final, fd)
+
+    @classmethod
+    def try_adopt(cls, path: Path) -> WalFolder | None:
+        """Lock and return the orphan folder at ``path``, or None if a live process holds it."""
+        try:
+            fd = os.open(path / _LOCK_NAME, os.O_RDWR)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if not path.exists():  # another adopter finished and removed it meanwhile
+            os.close(fd)
+            return None
+        return cls(path, fd)
+
+    def segments(self) -> list[Segment]:
+        """Return the folder's segment files, oldest first."""
+        found: list[Segment] = []
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            if name.startswith(_SEGMENT_PREFIX) and name.endswith(_SEGMENT_SUFFIX):
+                number = int(name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)])
+                found.append(Segment(self.writer_id, number, self.path / name))
+        return sorted(found, key=lambda s: s.number)
+
+    def release(self, *, remove: bool) -> None:
+        """Unlock the folder; with ``remove``, delete it first (only when it holds no segment)."""
+        if self._lock_fd is None:
+            return
+        if remove and not self.segments():
+            shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+
+def orphan_folders(wal_dir: Path, *, own: str | None = None) -> list[Path]:
+    """Return the WAL folders under ``wal_dir`` other than ``own`` (locked or not), oldest first."""
+    try:
+        names = sorted(os.listdir(wal_dir))
+    except FileNotFoundError:
+        return []
+    return [wal_dir / n for n in names if not n.startswith(".") and n != own]
+
+
+class WriteAheadLog:
+    """Appends framed records to the active segment of a claimed folder; thread-safe.
+
+    Tracks the backlog (events and bytes not yet flushed to the lake) of its own
+    segments: the ingestor refuses new events when it is too large.
+    """
+
+    def __init__(self, folder: WalFolder, *, rotate_events: int) -> None:
+        self.folder = folder
+        self._rotate_events = rotate_events
+        self._lock = threading.Lock()
+        existing = folder.segments()
+        self._number = existing[-1].number + 1 if existing else 1
+        self._fd = self._open(self._number)
+        self._active_events = 0
+        self._active_bytes = 0
+        # Sealed segments waiting for the flusher: number -> (events, bytes).
+        self._sealed: dict[int, tuple[int, int]] = {}
+
+    def _open(self, number: int) -> int:
+        path = self.folder.path / segment_name(number)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _fsync_dir(self.folder.path)  # the new file's name must survive a crash too
+        return fd
+
+    def append_group(self, payloads: list[bytes], events: int) -> bool:
+        """Write ``payloads`` as records with one write and one fsync; return True if rotated.
+
+        Rotation happens once the active segment holds ``rotate_events`` events,
+        so one segment (hence one flush) stays bounded in memory.
+        """
+        data = b"".join([encode_record(p) for p in payloads])
+        with self._lock:
+            fd = self._fd
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            except OSError as exc:
+                # Cut off whatever part of the group reached the file, so the next
+                # group does not follow garbage that replay would stop at.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._active_bytes)
+                raise StorageError(f"write-ahead log append failed: {exc}") from exc
+            self._active_events += events
+            self._active_bytes += len(data)
+            if self._active_events >= self._rotate_events:
+                self._rotate_locked()
+                return True
+            return False
+
+    def rotate(self) -> None:
+        """Seal the active segment (if it holds anything) and start the next one."""
+        with self._lock:
+            if self._active_bytes:
+                self._rotate_locked()
+
+    def _rotate_locked(self) -> None:
+        os.close(self._fd)
+        self._sealed[self._number] = (self._active_events, self._active_bytes)
+        self._number += 1
+        self._fd = self._open(self._number)
+        self._active_events = 0
+        self._active_bytes = 0
+
+    def sealed(self) -> list[Segment]:
+        """Return the sealed segments waiting to be flushed, oldest first."""
+        with self._lock:
+            numbers = sorted(self._sealed)
+        return [
+            Segment(self.folder.writer_id, n, self.folder.path / segment_name(n)) for n in numbers
+        ]
+
+    def drop(self, segment: Segment) -> None:
+        """Delete a sealed segment whose events are now in the lake."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(segment.path)
+        with self._lock:
+            self._sealed.pop(segment.number, None)
+
+    def backlog(self) -> tuple[int, int]:
+        """Return ``(events, bytes)`` written to the WAL and not yet flushed to the lake."""
+        with self._lock:
+            events = self._active_events + sum(e for e, _ in self._sealed.values())
+            size = self._active_bytes + sum(b for _, b in self._sealed.values())
+        return events, size
+
+    def close(self) -> None:
+        """Close the active segment, deleting it when empty."""
+        with self._lock:
+            os.close(self._fd)
+            if not self._active_bytes:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.folder.path / segment_name(self._number))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
