@@ -76,9 +76,9 @@ def _seed_rules(settings: Settings, now: datetime) -> None:
 
     from workbench.catalog.db import get_engine, session_scope
     from workbench.catalog.models import AlertRule
-    from workbench.query.services import services
+    from workbench.demo import service_names
 
-    names = services(settings.lake_url)[:4]
+    names = service_names(8)[:4]  # the services demo.generate and demo_traffic use
     with session_scope(get_engine(settings.database_url)) as session:
         if session.exec(select(AlertRule)).first() is not None:
             return
@@ -101,7 +101,11 @@ def _seed_rules(settings: Settings, now: datetime) -> None:
 @click.option("--host", default=None, help="Address for the API and dashboard (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Ingest/REST API port (default $PORT or 4000).")
 @click.option("--dashboard-port", type=int, default=None, help="Voila port (default 8866).")
-@click.option("--seed-demo", is_flag=True, help="Write demo logs and rules if the lake is empty.")
+@click.option(
+    "--seed-demo",
+    is_flag=True,
+    help="Write demo logs and rules if the lake is empty, and send live demo traffic.",
+)
 @click.option("--no-scheduler", is_flag=True, help="Do not run the alert scheduler.")
 @click.option("--no-dashboard", is_flag=True, help="Do not run the Voila dashboard.")
 def up_command(
@@ -135,6 +139,8 @@ def up_command(
     py = [sys.executable, "-m", "workbench"]
     parts = [Part("api", [*py, "serve", "--host", host, "--port", str(port)],
                   url=f"http://{host}:{port}/health")]
+    if seed_demo:
+        parts.append(Part("demo-traffic", [*py, "demo-traffic", "--url", f"http://{host}:{port}"]))
     if not no_scheduler:
         parts.append(Part("scheduler", [*py, "scheduler"]))
     if not no_dashboard:
@@ -202,4 +208,24 @@ def _supervise(
                 part.proc.kill()
 
 
-COMMANDS: list[click.Command] = [up_command]
+@click.command("demo-traffic")
+@click.option("--url", default="http://127.0.0.1:4000", show_default=True, help="Ingest API.")
+@click.option("--rate", type=float, default=5.0, show_default=True, help="Events per second.")
+@click.option("--burst-every", type=float, default=600.0, show_default=True,
+              help="Seconds between error bursts on the first demo service.")
+def demo_traffic_command(url: str, rate: float, burst_every: float) -> None:
+    """Send live demo logs to the ingest API, with a periodic error burst, until stopped."""
+    import threading
+
+    from workbench import demo_traffic
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        n = demo_traffic.run(url, rate=rate, burst_every=burst_every, stop=stop)
+    except KeyboardInterrupt:
+        return
+    click.echo(f"demo-traffic: {n} events accepted")
+
+
+COMMANDS: list[click.Command] = [up_command, demo_traffic_command]
