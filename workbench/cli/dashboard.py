@@ -1,7 +1,37 @@
-"""CLI commands of the dashboard area (filled in by the owner of that area)."""
+"""``workbench dashboard``: serve the on-call dashboard (Voilà) and print its URL."""
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 
-COMMANDS: list[click.Command] = []
+from workbench.config import get_settings
+
+
+@click.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=None, help="Port (default $WORKBENCH_DASHBOARD_PORT or 8866).")
+@click.option("--no-preheat", is_flag=True, help="Start each page's kernel on request instead.")
+def dashboard_command(host: str, port: int | None, no_preheat: bool) -> None:
+    """Serve the dashboard with Voilà; the Overview is the landing page."""
+    from workbench.dashboard.serve import dashboard_url, start_dashboard
+
+    settings = get_settings()
+    port = port or settings.dashboard_port
+    proc = start_dashboard(settings, host, port, preheat=not no_preheat)
+    click.echo(f"workbench: dashboard on {dashboard_url(host, port)}  (Ctrl-C stops it)")
+
+    def _stop(_signum: int, _frame: object) -> None:
+        proc.terminate()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        sys.exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        sys.exit(proc.wait())
+
+
+COMMANDS: list[click.Command] = [dashboard_command]

@@ -1,0 +1,280 @@
+"""End to end: a real Voilà server over a seeded data dir, driven by headless Chromium.
+
+One server and one browser for the module (pre-heated kernels, as ``workbench
+dashboard`` runs them). Screenshots of every page go to
+``test-artifacts/screenshots/``; timings to ``test-artifacts/dashboard-timings.json``.
+Chromium is Debian's (``/usr/bin/chromium``); never ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboard.seed import Seeded, seed_catalog
+from workbench.catalog.db import dispose_engine, get_engine, session_scope
+from workbench.catalog.models import (
+    AlertIncident,
+    AlertRule,
+    EvaluationRun,
+    NotificationChannel,
+)
+from workbench.config import Settings
+from workbench.dashboard.serve import start_dashboard
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+TIMINGS = ROOT / "test-artifacts" / "dashboard-timings.json"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PAGES = ("overview", "logs", "incidents", "rules", "notifications")
+REFRESH_S = 5
+LOAD_TIMEOUT_MS = 60_000
+_timings: dict[str, Any] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_until_up(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"voila exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/")
+            status = conn.getresponse().status
+            conn.close()
+            if status in (301, 302):
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("voila did not start")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings, Seeded]]:
+    """A Voilà server on a free loopback port over a freshly seeded data dir."""
+    data = tmp_path_factory.mktemp("dashboard") / "data"
+    data.mkdir()
+    settings = Settings(WORKBENCH_DATA_DIR=data, WORKBENCH_REFRESH_SECONDS=REFRESH_S)  # type: ignore[call-arg]
+    world = seed_catalog(settings, datetime.now(UTC))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "DATABASE_URL"))}
+    env["WORKBENCH_REFRESH_SECONDS"] = str(REFRESH_S)
+    log = (data.parent / "voila.log").open("wb")
+    proc = start_dashboard(settings, "127.0.0.1", port, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_up(port, proc)
+        yield f"http://127.0.0.1:{port}", settings, world
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        dispose_engine(settings.database_url)
+        TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+        TIMINGS.write_text(json.dumps(_timings, indent=2))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium through Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser tab."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
+    tab = ctx.new_page()
+    try:
+        yield tab
+    finally:
+        ctx.close()
+
+
+def _open(page: Any, base: str, key: str, query: str = "") -> float:
+    """Open a page and wait until its widgets hold data; return seconds from request to ready."""
+    t0 = time.monotonic()
+    page.goto(f"{base}/voila/render/{key}.ipynb{query}", timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_selector(f".wb-page-{key} .wb-updated >> text=updated", timeout=LOAD_TIMEOUT_MS)
+    return time.monotonic() - t0
+
+
+def _error_outputs(page: Any) -> list[str]:
+    sel = (
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
+        ".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr'], "
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+    )
+    texts = page.locator(sel).all_inner_texts()
+    body = page.inner_text("body")
+    if "Traceback" in body:
+        texts.append("Traceback on page")
+    return texts
+
+
+def _beat(settings: Settings) -> None:
+    """Record a fresh evaluation run, as the scheduler would every minute."""
+    now = datetime.now(UTC)
+    with session_scope(get_engine(settings.database_url)) as s:
+        s.add(EvaluationRun(now=now, started_at=now - timedelta(seconds=1), finished_at=now,
+                            status="ok"))
+
+
+def _status(settings: Settings, incident_id: uuid.UUID) -> str:
+    with session_scope(get_engine(settings.database_url)) as s:
+        inc = s.get(AlertIncident, incident_id)
+        assert inc is not None
+        return inc.status
+
+
+def test_landing_page_is_the_overview(server: tuple[str, Settings, Seeded], page: Any) -> None:
+    base, _, _ = server
+    page.goto(base + "/", timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_selector(".wb-page-overview", timeout=LOAD_TIMEOUT_MS)
+    assert page.url.endswith("/voila/render/overview.ipynb")
+
+
+@pytest.mark.parametrize("key", PAGES)
+def test_every_page_loads_without_error_output(
+    server: tuple[str, Settings, Seeded], page: Any, key: str
+) -> None:
+    base, settings, _ = server
+    _beat(settings)
+    seconds = _open(page, base, key)
+    _timings.setdefault("page_ready_s", {})[key] = round(seconds, 2)
+    page.wait_for_timeout(500)
+    assert _error_outputs(page) == []
+    assert page.locator(".wb-error-box:visible").count() == 0
+    # Navigation to every page and the heartbeat are on every page.
+    for other in PAGES:
+        assert page.locator(f".wb-nav a[href='{other}.ipynb']").count() == 1
+    assert "alerting ran" in page.inner_text(".wb-heartbeat")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{key}.png"), full_page=True)
+
+
+def test_trend_chart_is_a_plotly_plot_with_points(
+    server: tuple[str, Settings, Seeded], page: Any
+) -> None:
+    base, _, _ = server
+    _open(page, base, "overview")
+    page.wait_for_selector(".wb-trend .js-plotly-plot .scatterlayer .trace", timeout=30_000)
+    ys = page.evaluate("document.querySelector('.wb-trend .js-plotly-plot').data[0].y")
+    assert len(ys) >= 280 and 0 in ys and sum(ys) >= 30
+    # The range picker redraws the chart in place.
+    page.click(".wb-range-picker button:has-text('1h')")
+    page.wait_for_function(
+        "document.querySelector('.wb-trend .js-plotly-plot')"
+        " && document.querySelector('.wb-trend .js-plotly-plot').data[0].y.length <= 61",
+        timeout=30_000,
+    )
+
+
+def test_acknowledge_click_updates_catalog_and_page(
+    server: tuple[str, Settings, Seeded], page: Any
+) -> None:
+    base, settings, world = server
+    assert world.open_incident is not None
+    _open(page, base, "incidents")
+    row = f".wb-incident-{world.open_incident}"
+    page.wait_for_selector(f"{row} .wb-status-open")
+    t0 = time.monotonic()
+    page.click(f"{row} .wb-ack")
+    page.wait_for_selector(f"{row} .wb-status-acknowledged", timeout=15_000)
+    _timings["acknowledge_to_row_updated_s"] = round(time.monotonic() - t0, 3)
+    assert _status(settings, world.open_incident) == "acknowledged"
+    assert page.locator(f"{row} .wb-ack").count() == 0
+    page.screenshot(path=str(SHOTS / "incidents-after-ack.png"), full_page=True)
+
+
+def test_incident_link_opens_its_detail(server: tuple[str, Settings, Seeded], page: Any) -> None:
+    base, _, world = server
+    _open(page, base, "incidents", f"?incident={world.acked_incident}")
+    detail = page.wait_for_selector(".wb-incident-detail .wb-kv", timeout=30_000)
+    assert "payments" in detail.inner_text()
+    page.wait_for_selector(".wb-mini-trend .js-plotly-plot", timeout=30_000)
+    page.screenshot(path=str(SHOTS / "incident-detail.png"), full_page=True)
+
+
+def test_bad_threshold_shows_message_and_creates_nothing(
+    server: tuple[str, Settings, Seeded], page: Any
+) -> None:
+    base, settings, _ = server
+    _open(page, base, "rules")
+    page.fill(".wb-rule-service input", "auth-service")
+    page.fill(".wb-rule-threshold input", "0")
+    page.click(".wb-rule-create")
+    err = page.wait_for_selector(".wb-error-threshold .wb-field-error", timeout=15_000)
+    assert "greater than or equal to 1" in err.inner_text()
+    assert "Not created" in page.inner_text(".wb-form-result")
+    with session_scope(get_engine(settings.database_url)) as s:
+        assert len(s.exec(AlertRule.__table__.select()).all()) == 2  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / "rules-validation.png"), full_page=True)
+
+
+def test_toggling_a_channel_persists(server: tuple[str, Settings, Seeded], page: Any) -> None:
+    base, settings, world = server
+    channel_id = world.channels[1]
+    _open(page, base, "notifications")
+    toggle = f".wb-channel-{channel_id} .wb-channel-toggle"
+    assert "Disabled" in page.inner_text(toggle)
+    page.click(toggle)
+    page.wait_for_selector(f"{toggle}:has-text('Enabled')", timeout=15_000)
+    enabled = False
+    deadline = time.monotonic() + 10
+    while not enabled and time.monotonic() < deadline:
+        with session_scope(get_engine(settings.database_url)) as s:
+            ch = s.get(NotificationChannel, channel_id)
+            enabled = ch is not None and ch.enabled
+        time.sleep(0.2)
+    assert enabled
+    _open(page, base, "notifications")  # a new kernel reads it back
+    assert "Enabled" in page.inner_text(toggle)
+
+
+def test_page_refreshes_itself_without_reload(
+    server: tuple[str, Settings, Seeded], page: Any
+) -> None:
+    base, settings, _ = server
+    _open(page, base, "incidents")
+    now = datetime.now(UTC)
+    new_id = uuid.uuid4()
+    with session_scope(get_engine(settings.database_url)) as s:
+        s.add(AlertIncident(id=new_id, service="search", fingerprint=f"search:{new_id}",
+                            status="open", error_count=7, threshold=5, window_minutes=5,
+                            first_triggered_at=now, triggered_at=now,
+                            last_seen_error_at=now - timedelta(seconds=5)))
+    page.wait_for_selector(f".wb-incident-{new_id}", timeout=(REFRESH_S * 3) * 1000)

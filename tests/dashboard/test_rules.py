@@ -1,0 +1,108 @@
+"""The Alert rules page: inline validation, create, toggle, delete with confirmation, backtest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from tests.dashboard.seed import Seeded
+from workbench.catalog.models import AlertRule
+from workbench.config import Settings
+from workbench.dashboard import store
+from workbench.dashboard.rules import build_rules
+
+
+def _rules(settings: Settings) -> list[AlertRule]:
+    with store.session_for(settings) as s:
+        return store.list_rules(s)
+
+
+def test_bad_threshold_shows_inline_error_and_creates_nothing(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    page.form.service.value = "auth-service"
+    page.form.threshold.value = "0"
+    page.form.create_button.click()
+    assert "greater than or equal to 1" in page.form.errors["threshold"].value
+    assert "Not created" in page.form.result.value and "threshold" in page.form.result.value
+    assert len(_rules(settings)) == 2
+    page.form.threshold.value = "ten"
+    page.form.create_button.click()
+    assert "must be a whole number" in page.form.errors["threshold"].value
+    assert len(_rules(settings)) == 2
+
+
+def test_valid_rule_is_created_and_listed(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    page.form.name.value = "api burst"
+    page.form.service.value = "api"
+    page.form.threshold.value = "25"
+    page.form.window.value = "10"
+    page.form.create_button.click()
+    assert "Created rule" in page.form.result.value
+    assert page.form.errors["threshold"].value == ""
+    created = [r for r in _rules(settings) if r.service == "api"]
+    assert len(created) == 1 and created[0].threshold == 25 and created[0].window_minutes == 10
+    assert len(page.rows) == 3 and '>3<' in page.summary.value
+
+
+def test_toggle_persists(settings: Settings, world: Seeded, clock: Callable[[], datetime]) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[0]]
+    assert row.toggle.value is True
+    row.toggle.value = False
+    assert {r.id: r.enabled for r in _rules(settings)}[world.rules[0]] is False
+    assert row.toggle.description == "Disabled"
+
+
+def test_delete_needs_confirmation(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[1]]
+    row.delete_button.click()
+    assert row.confirm.layout.display is None
+    assert len(_rules(settings)) == 2  # nothing deleted yet
+    row.cancel_button.click()
+    assert row.confirm.layout.display == "none"
+    row.delete_button.click()
+    row.confirm_button.click()
+    assert [r.id for r in _rules(settings)] == [world.rules[0]]
+    assert list(page.rows) == [world.rules[0]]
+
+
+def test_backtest_runs_the_unsaved_rule_and_saves_nothing(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    page.form.service.value = "auth-service"
+    page.form.threshold.value = "5"
+    page.form.window.value = "5"
+    page.form.backtest_button.click()
+    text = page.form.backtest_result.value
+    assert "would have opened <b>1</b> incident(s) and sent <b>1</b> notification(s)" in text
+    assert page.form.backtest_figure is not None
+    counts = list(page.form.backtest_figure.data[0].y)  # type: ignore[arg-type]
+    assert len(counts) == 7 * 24 * 60 + 1 and max(counts) >= 5
+    assert page.form.backtest_chart.outputs
+    assert len(_rules(settings)) == 2
+    assert not page.form.backtest_button.disabled
+
+
+def test_backtest_with_bad_form_shows_errors(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    page.form.service.value = ""
+    page.form.backtest_button.click()
+    assert page.form.errors["service"].value != ""
+    assert page.form.backtest_result.value == ""

@@ -1,0 +1,97 @@
+"""Start the dashboard: Voilà over ``notebooks/dashboard`` with pre-heated kernels and culling.
+
+``dashboard_command`` builds the argv (``workbench up`` supervises it),
+``start_dashboard`` starts it. Choices, each explained in ``docs/dashboard.md``:
+
+* ``--Voila.ip`` binds the address (``--ip`` is ignored by Voilà 0.5);
+* one pre-heated kernel per page (``--preheat_kernel=True --pool_size=1``): the
+  notebooks call ``request_params()``, which waits for the request, so the
+  query string (``?incident=…``) and the data are the visitor's, not the warm-up's;
+* idle kernels are culled (the browser closing a tab does not free its kernel);
+* tracebacks are never shown to the page (the pages show their own messages).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from workbench.config import Settings
+from workbench.errors import ConfigError
+
+PAGES_DIR_NAME = "notebooks/dashboard"
+CULL_IDLE_TIMEOUT_S = 900
+CULL_INTERVAL_S = 60
+
+
+def notebooks_dir() -> Path:
+    """Return the folder of the dashboard notebooks (``notebooks/dashboard`` of the checkout).
+
+    ``WORKBENCH_DASHBOARD_NOTEBOOKS`` overrides it; otherwise it is found next to
+    the ``workbench`` package (editable installs) or the current directory.
+    """
+    override = os.environ.get("WORKBENCH_DASHBOARD_NOTEBOOKS")
+    candidates = [Path(override)] if override else []
+    package_root = Path(__file__).resolve().parents[2]
+    candidates += [package_root / PAGES_DIR_NAME, Path.cwd() / PAGES_DIR_NAME]
+    for path in candidates:
+        if (path / "overview.ipynb").is_file():
+            return path
+    raise ConfigError(
+        "dashboard notebooks not found (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + "); set WORKBENCH_DASHBOARD_NOTEBOOKS"
+    )
+
+
+def dashboard_url(host: str, port: int) -> str:
+    """Return the URL people open: the landing page redirects to the Overview."""
+    return f"http://{host}:{port}/"
+
+
+def dashboard_command(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    preheat: bool = True,
+    pool_size: int = 1,
+) -> list[str]:
+    """Return the argv that serves the dashboard with Voilà on ``host:port``."""
+    port = port or settings.dashboard_port
+    argv = [
+        sys.executable, "-m", "workbench.dashboard.voila_app", str(notebooks_dir()),
+        f"--Voila.ip={host}",
+        f"--Voila.port={port}",
+        "--Voila.open_browser=False",
+        "--VoilaConfiguration.show_tracebacks=False",
+        f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_TIMEOUT_S}",
+        f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
+        "--MappingKernelManager.cull_connected=False",
+    ]
+    if preheat and pool_size > 0:
+        argv += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
+    return argv
+
+
+def start_dashboard(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    preheat: bool = True,
+    pool_size: int = 1,
+    **popen: object,
+) -> subprocess.Popen[bytes]:
+    """Start the Voilà server and return its process (the server itself, not a shell)."""
+    child_env = dict(os.environ if env is None else env)
+    # The kernels read the same settings as this process: pin the data directory and URLs.
+    child_env["WORKBENCH_DATA_DIR"] = str(settings.data_dir)
+    child_env.setdefault("DATABASE_URL", settings.database_url)
+    child_env.setdefault("WORKBENCH_LAKE_URL", settings.lake_url)
+    child_env.setdefault("WORKBENCH_DASHBOARD_URL", f"http://{host}:{port or settings.dashboard_port}")
+    argv = dashboard_command(settings, host, port, preheat=preheat, pool_size=pool_size)
+    return subprocess.Popen(argv, env=child_env, **popen)  # type: ignore[call-overload,no-any-return]  # noqa: S603
