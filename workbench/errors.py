@@ -13,7 +13,10 @@ codes and messages, the dashboard to a message on the page.
     ├── Overloaded             the ingestor pushes back (carries retry_after seconds)
     ├── RateLimited            one API key is over its ingest rate (carries retry_after seconds)
     ├── StorageError           the lake, WAL or catalog failed
-    └── NotifyError            a webhook delivery failed
+    ├── NotifyError            a webhook delivery failed
+    ├── MirrorUnavailable      Elasticsearch cannot be reached (workbench.mirror.bulk)
+    │   └── NotCovered         the mirror does not hold the queried range yet (workbench.mirror.search)
+    └── MirrorBusy             another mirror follower holds this data dir (workbench.mirror.follower)
 """
 
 from __future__ import annotations

@@ -29,9 +29,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from workbench.cli import alerting, analyst, dashboard, keys, lake, serve, up
+    from workbench.cli import alerting, analyst, dashboard, keys, lake, mirror, serve, up
 
-    for module in (serve, lake, alerting, dashboard, analyst, up, keys):
+    for module in (serve, lake, alerting, dashboard, analyst, mirror, up, keys):
         for command in module.COMMANDS:
             main.add_command(command)
 

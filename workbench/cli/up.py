@@ -143,6 +143,8 @@ def up_command(
         parts.append(Part("demo-traffic", [*py, "demo-traffic", "--url", f"http://{host}:{port}"]))
     if not no_scheduler:
         parts.append(Part("scheduler", [*py, "scheduler"]))
+    if settings.elastic_url:
+        parts.append(Part("mirror", [*py, "mirror", "run"]))
     if not no_dashboard:
         from workbench.dashboard.serve import dashboard_command
 
