@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,7 +57,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(otlp.router)
     app.include_router(query.router)
     app.include_router(alerts.router)
+    _document_400(app)
     return app
+
+
+def _document_400(app: FastAPI) -> None:
+    """Make the OpenAPI schema say what the app answers: 400 ``{error, details}``, never 422.
+
+    FastAPI documents a 422 for every operation with parameters or a body, but
+    request validation errors are translated to 400 here (see the handlers
+    below), so clients and schema-driven fuzzing (tests/fuzz) see the real code.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for path, path_item in schema.get("paths", {}).items():
+            for operation in path_item.values():
+                responses = operation.get("responses") if isinstance(operation, dict) else None
+                if responses is None:
+                    continue
+                if responses.pop("422", None) is not None:
+                    responses.setdefault("400", _error("Invalid request: {error, details}"))
+                if "{" in path:
+                    responses.setdefault("404", _error("No entity with that id"))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error(description: str) -> dict[str, Any]:
+    """Return an OpenAPI response object for a JSON error answer."""
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
 
 
 def _install_error_handlers(app: FastAPI) -> None:

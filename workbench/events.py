@@ -130,7 +130,7 @@ class _Checker:
         level = raw.get("level")
         if type(level) is str:
             level = level.lower()
-        if level not in _LEVELS:
+        if type(level) is not str or level not in _LEVELS:
             errors = errors or {}
             errors["level"] = [f"level: required, one of {_LEVELS_TEXT}"]
 

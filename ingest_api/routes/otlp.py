@@ -116,6 +116,7 @@ async def export_logs(request: Request) -> Response:
         now = ingestor.clock()
         result = validate_batch(events, now=now, limits=limits)
         if result.accepted:
+            request.state.ingested_events = len(result.accepted)  # the rate limit counts events
             await ingestor.accept(result.accepted, now)
     except PayloadTooLarge as exc:
         return _answer(

@@ -31,6 +31,9 @@ IncidentStatus = Literal["open", "acknowledged", "resolved"]
 
 DEFAULT_LEVELS: tuple[Level, ...] = ("error", "fatal")
 MAX_WINDOW_MINUTES = 1440
+# The threshold column is a SQL INTEGER (32-bit on PostgreSQL): larger values would fail in the
+# database (a 500) instead of in validation (a 400).
+MAX_THRESHOLD = 2**31 - 1
 MAX_COOLDOWN_MINUTES = 10080
 
 
@@ -86,7 +89,7 @@ class RuleCreate(_Input):
     """A new alert rule: page when ``service`` logs >= ``threshold`` matching events in the window."""
 
     service: str = Field(min_length=1, max_length=128)
-    threshold: int = Field(ge=1)
+    threshold: int = Field(ge=1, le=MAX_THRESHOLD)
     window_minutes: int = Field(ge=1, le=MAX_WINDOW_MINUTES)
     cooldown_minutes: int = Field(default=0, ge=0, le=MAX_COOLDOWN_MINUTES)
     name: str = Field(default="", max_length=200)
@@ -108,7 +111,7 @@ class RuleUpdate(_Input):
     """A partial change of a rule; only the keys present are applied (``{"enabled": false}`` toggles)."""
 
     service: str | None = Field(default=None, min_length=1, max_length=128)
-    threshold: int | None = Field(default=None, ge=1)
+    threshold: int | None = Field(default=None, ge=1, le=MAX_THRESHOLD)
     window_minutes: int | None = Field(default=None, ge=1, le=MAX_WINDOW_MINUTES)
     cooldown_minutes: int | None = Field(default=None, ge=0, le=MAX_COOLDOWN_MINUTES)
     name: str | None = Field(default=None, max_length=200)

@@ -17,6 +17,7 @@ partition costs one directory scan plus footer reads for files never seen before
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ import pyarrow.parquet as pq
 
 from workbench.lake import fs as lakefs
 from workbench.lake.schema import LOGS_TABLE, parse_partition_dir
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_DIR = "_quarantine"
 
 POLARS_SCHEMA = pl.Schema(
     [
@@ -169,17 +174,61 @@ def partition_files(
         for e in list_dir(filesystem, folder)
         if e.size != -1 and e.base_name.endswith(".parquet") and e.base_name[0] not in "._"
     ]
-    replaced: set[str] = set()
+    stats: dict[str, FileStat] = {}
     for e in entries:
-        if e.base_name.startswith(COMPACT_PREFIX):
-            replaced |= read_stat(filesystem, e, day).replaces
+        stat = _read_stat_or_quarantine(filesystem, e, day, folder)
+        if stat is not None:
+            stats[e.base_name] = stat
+    replaced: set[str] = set()
+    for name, stat in stats.items():
+        if name.startswith(COMPACT_PREFIX):
+            replaced |= stat.replaces
     visible: list[FileStat] = []
     hidden: list[FileStat] = []
-    for e in entries:
-        stat = read_stat(filesystem, e, day)
-        (hidden if e.base_name in replaced else visible).append(stat)
+    for name, stat in stats.items():
+        (hidden if name in replaced else visible).append(stat)
     visible.sort(key=lambda s: s.path)
     return visible, hidden
+
+
+def _read_stat_or_quarantine(
+    filesystem: pafs.FileSystem, entry: Entry, day: date, folder: str
+) -> FileStat | None:
+    """Return the footer facts of ``entry``; a file whose footer cannot be read is quarantined.
+
+    Committed files are renamed into place only once complete, so an unreadable
+    footer (``ArrowInvalid``) means damage (disk, truncation, a hand edit): the file is moved to
+    ``<lake>/_quarantine/<partition>/`` with a warning and skipped, so one bad
+    file cannot break every search and trend. A file that vanished meanwhile
+    (compaction, retention) is skipped silently.
+    """
+    try:
+        return read_stat(filesystem, entry, day)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        # Possibly transient (EIO, EMFILE, permissions): skip it this time, never move it.
+        log.warning("lake file %s skipped, cannot be read now: %s", entry.path, exc)
+        return None
+    except ValueError as exc:  # pyarrow.ArrowInvalid: the footer itself is damaged
+        table_dir = folder.rstrip("/").rsplit("/", 1)
+        root = table_dir[0].rsplit("/", 1)[0]
+        target_dir = f"{root}/{QUARANTINE_DIR}/{table_dir[-1]}"
+        target = f"{target_dir}/{entry.base_name}"
+        try:
+            filesystem.create_dir(target_dir, recursive=True)
+            filesystem.move(entry.path, target)
+        except OSError as move_exc:
+            if filesystem.get_file_info(entry.path).type != pafs.FileType.NotFound:
+                log.warning(
+                    "unreadable lake file %s skipped (quarantine failed: %s): %s",
+                    entry.path,
+                    move_exc,
+                    exc,
+                )
+            return None  # else another reader quarantined it meanwhile
+        log.warning("unreadable lake file %s moved to quarantine %s: %s", entry.path, target, exc)
+        return None
 
 
 def file_stats(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import secrets
 import shutil
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<II")
 _LOCK_NAME = "LOCK"
@@ -59,12 +62,36 @@ def read_records(path: Path) -> Iterator[bytes]:
         start = offset + header
         stop = start + length
         if stop > end:
+            _report_stop(path, offset, end, torn=True)
             return  # torn: the payload was cut short
         payload = bytes(view[start:stop])
         if zlib.crc32(payload) != crc:
-            return  # torn or corrupt: nothing after it can be trusted
+            # The last record of the file is a torn write; one followed by more
+            # bytes is corruption. Either way nothing after it can be trusted.
+            _report_stop(path, offset, end, torn=stop == end)
+            return
         yield payload
         offset = stop
+    if offset < end:
+        _report_stop(path, offset, end, torn=True)
+
+
+def _report_stop(path: Path, offset: int, end: int, *, torn: bool) -> None:
+    """Log where replay of a segment stopped and how many bytes after it were not replayed."""
+    if torn:
+        log.info(
+            "WAL segment %s: torn tail at offset %d; %d bytes not replayed (never acknowledged)",
+            path,
+            offset,
+            end - offset,
+        )
+    else:
+        log.warning(
+            "WAL segment %s: corrupt record at offset %d; %d bytes after it not replayed",
+            path,
+            offset,
+            end - offset,
+        )
 
 
 def segment_name(number: int) -> str:
