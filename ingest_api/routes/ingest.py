@@ -7,6 +7,7 @@ The 202 is sent only once the events are fsynced in the write-ahead log.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -141,12 +142,19 @@ async def ingest_logs(request: Request) -> Response:
             },
             400,
         )
+    request.state.ingested_events = len(result.accepted)  # the per-key rate limit counts events
     await ingestor.accept(result.accepted, now)
     return _json({"status": "queued", "accepted": len(result.accepted), "rejected": rejected}, 202)
 
 
 @router.get("/health", summary="Liveness and ingest figures")
 async def health(request: Request) -> Response:
-    """Return ``{"status":"ok"}`` with the WAL backlog, last flush time and lake size."""
+    """Return ``{"status":"ok"}`` with the WAL backlog, last flush time, lake size and mirror lag."""
     ingestor: Ingestor = request.app.state.ingestor
-    return _json({"status": "ok", **ingestor.stats()}, 200)
+    body: dict[str, Any] = {"status": "ok", **ingestor.stats()}
+    settings = request.app.state.settings
+    if settings.elastic_url:
+        from workbench.mirror.status import mirror_health
+
+        body["mirror"] = await asyncio.to_thread(mirror_health, settings)
+    return _json(body, 200)
