@@ -14,8 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from workbench.errors import ValidationError
-from workbench.query.search import LogRecord, search
+from workbench.query.explorer import search_logs
+from workbench.query.search import LogRecord
 from workbench.query.trends import error_trend
+from workbench.security.limits import check_search_limits
 
 router = APIRouter(tags=["query"])
 
@@ -88,14 +90,29 @@ def get_logs(
     """Search logs newest first: ``{"total", "logs", "nextCursor"}``.
 
     ``level`` repeats or takes commas (``level=error,fatal``); ``meta=key:value``
-    repeats; ``q`` is a case-insensitive substring of the message.
+    repeats; ``q`` is a case-insensitive substring of the message. The span
+    ``from``..``to`` and the offset depth ``page * limit`` are bounded
+    (``WORKBENCH_MAX_QUERY_DAYS``, ``WORKBENCH_MAX_PAGE_DEPTH``); deeper pages follow
+    ``nextCursor``. Text searches use Elasticsearch when the mirror covers the range.
     """
-    result = search(
-        request.app.state.settings.lake_url,
+    settings = request.app.state.settings
+    start, end = parse_time(from_, "from"), parse_time(to, "to")
+    check_search_limits(
+        start=start,
+        end=end,
+        page=page,
+        limit=limit,
+        cursor=cursor or None,
+        now=_now(request),
+        max_days=settings.max_query_days,
+        max_page_depth=settings.max_page_depth,
+    )
+    result, _source = search_logs(
+        settings,
         service=service or None,
         levels=_split(level) or None,
-        start=parse_time(from_, "from"),
-        end=parse_time(to, "to"),
+        start=start,
+        end=end,
         text=q or None,
         meta=_meta_pairs(meta) or None,
         page=page,

@@ -39,9 +39,9 @@ from workbench.catalog.models import (
 from workbench.catalog.schemas import ChannelCreate, RuleCreate
 from workbench.config import Settings
 from workbench.errors import NotFound
-from workbench.query import search as query_search
 from workbench.query import services as query_services
 from workbench.query import trends as query_trends
+from workbench.query.explorer import search_logs as search_logs_anywhere
 
 _ready: set[str] = set()
 _ready_lock = threading.Lock()
@@ -277,11 +277,16 @@ def search_logs(
     page: int,
     limit: int,
 ) -> Any:
-    """Return one newest-first page of matching log events with the total."""
-    return query_search.search(
-        settings.lake_url, service=service or None, levels=list(levels) if levels else None,
+    """Return one newest-first page of matching log events with the total.
+
+    Text searches go through Elasticsearch when the mirror covers the range
+    (``workbench.query.explorer``); the answer is the same either way.
+    """
+    result, _source = search_logs_anywhere(
+        settings, service=service or None, levels=list(levels) if levels else None,
         start=start, end=end, text=text or None, page=page, limit=limit,
     )
+    return result
 
 
 def window_bounds(now: datetime, span: timedelta | None) -> tuple[datetime | None, datetime]:
