@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,16 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from ingest_api.app import create_app
 from tests.live_server import free_port
 from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, init_db
 from workbench.cli.analyst import investigate_command
 from workbench.config import Settings
+from workbench.dashboard.incidents import build_incidents
 from workbench.demo import generate, service_names
 from workbench.errors import ValidationError
 from workbench.reports import ANALYSIS_DIR, report_path, run_notebook
@@ -116,6 +120,35 @@ def test_investigate_command_writes_an_html_report(
     html = page.read_text()
     assert incident_id in html and "Top patterns" in html
     assert "plotly" in html and html.count("Plotly.newPlot") >= 3  # figures drawn, offline
+
+
+@pytest.mark.slow
+def test_dashboard_runs_the_investigation_and_the_api_serves_it(
+    demo: tuple[Settings, str, str], env: Settings
+) -> None:
+    """The incident detail's button writes the report; the detail and the API then link it."""
+    _, _, incident_id = demo
+    existing = report_path(incident_id, settings=env)
+    if existing is not None:
+        existing.unlink()
+    page = build_incidents(env, incident=incident_id)
+    page.refresh()
+    detail = page.detail
+    assert "No investigation report yet" in detail.report.value
+    with TestClient(create_app(env)) as client:
+        url = f"/api/alerts/incidents/{incident_id}/report"
+        missing = client.get(url)
+        assert missing.status_code == 404 and "workbench investigate" in missing.json()["error"]
+
+        detail.investigate(wait=True)
+        assert detail.error.message == ""
+        assert f'href="{env.api_url}{url}"' in detail.report.value
+        assert not detail.investigate_button.disabled
+        served = client.get(url)
+        assert served.status_code == 200
+        assert served.headers["content-type"].startswith("text/html")
+        assert incident_id in served.text and "Top patterns" in served.text
+        assert client.get(f"/api/alerts/incidents/{uuid.uuid4()}/report").status_code == 404
 
 
 @pytest.mark.slow

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     port: int = Field(default=4000, alias="PORT", ge=1, le=65535)
     dashboard_port: int = Field(default=8866, alias="WORKBENCH_DASHBOARD_PORT", ge=1, le=65535)
     dashboard_url: str = Field(default="", alias="WORKBENCH_DASHBOARD_URL")
+    # The ingest/REST API as others reach it (links in webhook payloads); default: host and port.
+    api_url: str = Field(default="", alias="WORKBENCH_API_URL")
 
     # Ingest limits: each answered with an error that names the field and the limit.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, alias="WORKBENCH_MAX_BODY_BYTES", gt=0)
@@ -71,6 +73,8 @@ class Settings(BaseSettings):
 
     # Dashboard.
     refresh_interval_s: int = Field(default=30, alias="WORKBENCH_REFRESH_SECONDS", ge=0)
+    # Token the dashboard (Voila) asks for; required when it listens beyond loopback.
+    dashboard_token: str = Field(default="", alias="WORKBENCH_DASHBOARD_TOKEN")
 
     @field_validator("database_url", "lake_url")
     @classmethod
@@ -86,6 +90,9 @@ class Settings(BaseSettings):
             self.lake_url = str(self.data_dir / "lake")
         if not self.dashboard_url:
             self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
+        if not self.api_url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            self.api_url = f"http://{host}:{self.port}"
         if self.elastic_url is not None and not self.elastic_url.strip():
             self.elastic_url = None
         return self

@@ -122,6 +122,13 @@ def report_path(incident_id: str, *, settings: Settings | None = None) -> Path |
     return page if page.is_file() else None
 
 
+def report_url(settings: Settings, incident_id: object) -> str | None:
+    """Return the API link of an incident's investigation report, or None if none exists yet."""
+    if report_path(str(incident_id), settings=settings) is None:
+        return None
+    return f"{settings.api_url.rstrip('/')}/api/alerts/incidents/{incident_id}/report"
+
+
 def investigate(
     incident_id: str,
     *,

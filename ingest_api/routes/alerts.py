@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi import status as http_status
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.engine import Engine
 
 from workbench.catalog import channels, incidents, rules, runs, silences
@@ -42,7 +42,8 @@ from workbench.catalog.schemas import (
     SilencePublic,
 )
 from workbench.config import Settings
-from workbench.errors import NotifyError
+from workbench.errors import NotFound, NotifyError
+from workbench.reports import report_path
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -220,6 +221,24 @@ def get_incident(engine: EngineDep, id: uuid.UUID) -> IncidentDetail:
             timeline=[IncidentEventPublic.model_validate(e) for e in timeline],
             deliveries=[DeliveryPublic.model_validate(d) for d in deliveries],
         )
+
+
+@router.get(
+    "/incidents/{id}/report",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "The HTML report"}},
+)
+def get_incident_report(request: Request, engine: EngineDep, id: uuid.UUID) -> FileResponse:
+    """Return the incident's investigation report (HTML), written by ``workbench investigate ID``.
+
+    404 when the incident does not exist, or has no report yet (the message says how to make one).
+    """
+    with session_scope(engine) as session:
+        incidents.get_incident(session=session, incident_id=id)
+    page = report_path(str(id), settings=request.app.state.settings)
+    if page is None:
+        raise NotFound("investigation report of incident", f"{id} (run: workbench investigate {id})")
+    return FileResponse(page, media_type="text/html")
 
 
 ActionBody = Annotated[IncidentAction | None, Body()]

@@ -210,3 +210,25 @@ def test_rule_deleted_mid_tick_is_skipped(engine: Engine, lake_url: str, clock: 
         result = evaluate(engine=engine, lake_url=lake_url, now=clock.now, dashboard_url=DASH)
     assert [(o.action, o.reason) for o in result.outcomes] == [("none", "disabled")]
     assert incidents(engine) == [] and deliveries(engine) == []
+
+
+def test_payload_links_the_investigation_report_once_it_exists(
+    engine: Engine, lake_url: str, clock: Clock
+) -> None:
+    """``reportUrl`` is null on the first page and set in later ones once a report exists."""
+    add_rule(engine, name="auth", auto_resolve_minutes=5)
+    add_channel(engine, "http://127.0.0.1:9/hook")
+    written: set[str] = set()
+
+    def report_url(incident_id: object) -> str | None:
+        return f"http://api/{incident_id}/report" if str(incident_id) in written else None
+
+    add_errors(lake_url, clock.now, 6)
+    assert run(engine, lake_url, clock, report_url=report_url)["auth"] == ("create", "created")
+    [inc] = incidents(engine)
+    written.add(str(inc.id))  # `workbench investigate` wrote the report meanwhile
+    clock.now += timedelta(hours=2)  # long after the window: auto-resolved, notified
+    assert run(engine, lake_url, clock, report_url=report_url)["auth"][0] == "auto_resolve"
+    first, resolved = sorted(deliveries(engine), key=lambda d: d.created_at)
+    assert first.payload["reportUrl"] is None
+    assert resolved.payload["reportUrl"] == f"http://api/{inc.id}/report"

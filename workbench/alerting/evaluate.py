@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,6 +177,14 @@ def _rank(inc: m.AlertIncident) -> tuple[bool, datetime]:
     return (inc.status in ACTIVE, inc.triggered_at)
 
 
+@dataclass(frozen=True)
+class Links:
+    """Where payloads point: the dashboard, and an incident's investigation report if any."""
+
+    dashboard_url: str
+    report_url: Callable[[uuid.UUID], str | None] | None = None
+
+
 def evaluate(
     *,
     engine: Engine,
@@ -185,8 +193,13 @@ def evaluate(
     dry_run: bool = False,
     dashboard_url: str,
     notebook_path: str | None = None,
+    report_url: Callable[[uuid.UUID], str | None] | None = None,
 ) -> EvaluationResult:
-    """Evaluate every rule at ``now``, apply the decisions (unless ``dry_run``) and return them."""
+    """Evaluate every rule at ``now``, apply the decisions (unless ``dry_run``) and return them.
+
+    ``report_url(incident_id)`` returns the link to an incident's investigation
+    report when one exists (``reportUrl`` in the payloads sent afterwards).
+    """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
@@ -196,7 +209,8 @@ def evaluate(
     with session_scope(engine) as s:
         s.add(run)
     try:
-        outcomes = _evaluate(engine, lake_url, now, dry_run, dashboard_url, run.id)
+        links = Links(dashboard_url, report_url)
+        outcomes = _evaluate(engine, lake_url, now, dry_run, links, run.id)
     except Exception as exc:
         _finish_run(engine, run.id, status="error", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -231,7 +245,7 @@ def _evaluate(
     lake_url: str,
     now: datetime,
     dry_run: bool,
-    dashboard_url: str,
+    links: Links,
     run_id: uuid.UUID,
 ) -> list[RuleOutcome]:
     with Session(engine) as s:
@@ -266,7 +280,7 @@ def _evaluate(
         for rule, decision, silenced in decided:
             if decision.changes_state and decision.action != "update":
                 final[rule.rule_id] = _apply(
-                    engine, rule, decision, silenced, channels, run_id, dashboard_url
+                    engine, rule, decision, silenced, channels, run_id, links
                 )
         # Updates of active incidents are the steady state (every breaching rule, every
         # tick) and notify nobody: one transaction for all of them.
@@ -275,7 +289,7 @@ def _evaluate(
         for rule, decision, silenced in decided:
             if decision.action == "update":
                 final[rule.rule_id] = (
-                    _apply(engine, rule, decision, silenced, channels, run_id, dashboard_url)
+                    _apply(engine, rule, decision, silenced, channels, run_id, links)
                     if rule.rule_id in lost
                     else (decision, 0)
                 )
@@ -369,7 +383,7 @@ def _apply(
     silenced: bool,
     channels: Sequence[m.NotificationChannel],
     run_id: uuid.UUID,
-    dashboard_url: str,
+    links: Links,
 ) -> tuple[Decision, int]:
     """Write one decision in its own transaction; on a lost race decide again and retry.
 
@@ -380,7 +394,7 @@ def _apply(
     for _attempt in range(_MAX_RETRIES):
         try:
             with Session(engine, expire_on_commit=False) as s:
-                applied, delivered = _write(s, rule, decision, channels, run_id, dashboard_url)
+                applied, delivered = _write(s, rule, decision, channels, run_id, links)
                 s.commit()
             return applied, delivered
         except (IntegrityError, _LostRace) as exc:
@@ -406,7 +420,7 @@ def _write(
     d: Decision,
     channels: Sequence[m.NotificationChannel],
     run_id: uuid.UUID,
-    dashboard_url: str,
+    links: Links,
 ) -> tuple[Decision, int]:
     """Stage the rows of one decision in ``s`` (no commit); return it with its incident id set."""
     now = d.at
@@ -507,7 +521,8 @@ def _write(
             threshold=rule.threshold,
             status="resolved" if d.action == "auto_resolve" else "open",
             severity=rule.severity,
-            dashboard_url=dashboard_url,
+            dashboard_url=links.dashboard_url,
+            report_url=links.report_url(incident_id) if links.report_url else None,
         )
         rows = [
             {

@@ -2,8 +2,9 @@
 
 The payload keeps the original system's keys exactly (``type``, ``service``,
 ``errorCount``, ``windowMinutes``, ``triggeredAt``, ``incidentId``) and adds
-``ruleId``, ``threshold``, ``status``, ``severity`` and ``url`` (the dashboard page
-of the incident).
+``ruleId``, ``threshold``, ``status``, ``severity``, ``url`` (the dashboard page
+of the incident) and ``reportUrl`` (its investigation report, once one was written
+by ``workbench investigate``; else null).
 
 Signature: ``X-Workbench-Signature: sha256=<hex>`` where ``hex`` is
 HMAC-SHA256(secret, f"{timestamp}.{body}") and ``timestamp`` is the value of the
@@ -33,7 +34,7 @@ ORIGINAL_KEYS: tuple[str, ...] = (
     "triggeredAt",
     "incidentId",
 )
-EXTRA_KEYS: tuple[str, ...] = ("ruleId", "threshold", "status", "severity", "url")
+EXTRA_KEYS: tuple[str, ...] = ("ruleId", "threshold", "status", "severity", "url", "reportUrl")
 
 
 def iso_z(moment: datetime) -> str:
@@ -63,6 +64,7 @@ def build_payload(
     status: str,
     severity: str,
     dashboard_url: str,
+    report_url: str | None = None,
 ) -> dict[str, Any]:
     """Return the webhook JSON object for one notification (ids rendered as strings)."""
     return {
@@ -81,6 +83,7 @@ def build_payload(
             if incident_id is not None
             else dashboard_url.rstrip("/")
         ),
+        "reportUrl": report_url,
     }
 
 

@@ -37,6 +37,7 @@ from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, session_scope
 from workbench.config import Settings, get_settings
 from workbench.errors import WorkbenchError
+from workbench.reports import report_url
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def tick(
         dry_run=dry_run,
         dashboard_url=dashboard_url or settings.dashboard_url,
         notebook_path=notebook_path or None,
+        report_url=lambda incident_id: report_url(settings, incident_id),
     )
     delivery = None
     if not dry_run:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -237,6 +238,15 @@ class IncidentDetail:
         self.chart = widgets.Output()
         self.chart.add_class("wb-mini-trend")
         self.error = ErrorBox("wb-detail-error")
+        self.report = widgets.HTML()
+        self.report.add_class("wb-report")
+        self.investigate_button = widgets.Button(
+            description="Run investigation", icon="search", layout=widgets.Layout(width="170px"),
+            tooltip="Execute the investigation notebook for this incident (takes a few seconds)",
+        )
+        self.investigate_button.add_class("wb-investigate")
+        self.investigate_button.on_click(lambda _b: self.investigate())
+        self._investigation: threading.Thread | None = None
         close = widgets.Button(description="Close", icon="times", layout=widgets.Layout(width="90px"))
         close.add_class("wb-detail-close")
         close.on_click(lambda _b: self.close())
@@ -244,7 +254,10 @@ class IncidentDetail:
         self.panel = widgets.VBox(
             [widgets.HBox([widgets.HTML('<div class="wb-section">Incident detail</div>'), close],
                           layout=widgets.Layout(justify_content="space-between")),
-             self.error.widget, self.info, self.chart, self.timeline],
+             self.error.widget, self.info,
+             widgets.HBox([self.report, self.investigate_button],
+                          layout=widgets.Layout(align_items="center", gap="12px")),
+             self.chart, self.timeline],
             layout=widgets.Layout(border="1px solid #d1d5db", padding="8px 12px", margin="8px 0"),
         )
         self.panel.add_class("wb-incident-detail")
@@ -289,12 +302,44 @@ class IncidentDetail:
             return
         self.error.clear()
         self.info.value = _detail_html(inc, now, settings.dashboard_url)
+        self.report.value = _report_html(store.report_link(settings, inc.id))
         self.timeline.value = _timeline_html(events, deliveries)
         try:
             self._trend(inc, now)
         except Exception as exc:
             self.chart.outputs = ()
             self.error.show("Mini trend unavailable: " + friendly_error(exc, settings))
+
+    def investigate(self, *, wait: bool = False) -> None:
+        """Run the investigation notebook for the shown incident in the background.
+
+        The button shows the work in progress; the report link appears when the
+        report is written, and a failure is shown in words. ``wait`` joins the
+        worker (tests).
+        """
+        if self.incident_id is None or self._investigation is not None:
+            return
+        incident_id, settings = self.incident_id, self.page.ctx.settings
+        self.investigate_button.disabled = True
+        self.investigate_button.description = "Investigating…"
+
+        def work() -> None:
+            try:
+                store.investigate(settings, incident_id)
+            except Exception as exc:
+                self.error.show("Investigation failed: " + friendly_error(exc, settings))
+            else:
+                if self.incident_id == incident_id:
+                    self.report.value = _report_html(store.report_link(settings, incident_id))
+            finally:
+                self.investigate_button.disabled = False
+                self.investigate_button.description = "Run investigation"
+                self._investigation = None
+
+        self._investigation = threading.Thread(target=work, name="investigate", daemon=True)
+        self._investigation.start()
+        if wait:
+            self._investigation.join()
 
     def _trend(self, inc: AlertIncident, now: datetime) -> None:
         # The trend ends shortly after the last error (or now), so the burst sits in view.
@@ -307,6 +352,12 @@ class IncidentDetail:
             marker=inc.triggered_at,
         )
         show_figure(self.chart, self.figure)
+
+
+def _report_html(link: str | None) -> str:
+    if link is None:
+        return '<span class="wb-muted">No investigation report yet.</span>'
+    return f'<a href="{esc(link)}" target="_blank" rel="noopener">Investigation report</a>'
 
 
 def _detail_html(inc: AlertIncident, now: datetime, dashboard_url: str) -> str:

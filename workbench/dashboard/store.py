@@ -289,6 +289,20 @@ def search_logs(
     return result
 
 
+def report_link(settings: Settings, incident_id: uuid.UUID) -> str | None:
+    """Return the link to the incident's investigation report, or None if none exists yet."""
+    from workbench.reports import report_url
+
+    return report_url(settings, incident_id)
+
+
+def investigate(settings: Settings, incident_id: uuid.UUID) -> None:
+    """Execute the investigation notebook of an incident (papermill; seconds), writing its report."""
+    from workbench.reports import investigate as run_investigation
+
+    run_investigation(str(incident_id), settings=settings)
+
+
 def window_bounds(now: datetime, span: timedelta | None) -> tuple[datetime | None, datetime]:
     """Return ``(start, end)`` of the last ``span`` before ``now`` (start None = no bound)."""
     return (None if span is None else now - span), now
@@ -307,11 +321,13 @@ __all__ = [
     "incident_counts",
     "incident_deliveries",
     "incident_timeline",
+    "investigate",
     "latest_run",
     "list_channels",
     "list_incidents",
     "list_rules",
     "prepare",
+    "report_link",
     "resolve",
     "search_logs",
     "send_test",
