@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -111,6 +112,49 @@ class Settings(BaseSettings):
     def runs_dir(self) -> Path:
         """Directory where executed alert notebooks are kept as the audit trail."""
         return self.data_dir / "runs"
+
+
+DEFAULT_INDEX_PREFIX = "app-logs-"
+
+
+class MirrorSettings(BaseSettings):
+    """The Elasticsearch mirror's settings (read only when ``ELASTIC_URL`` is set; see docs/mirror.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    elastic_url: str | None = Field(default=None, alias="ELASTIC_URL")
+    api_key: str | None = Field(default=None, alias="ELASTIC_API_KEY")
+    username: str | None = Field(default=None, alias="ELASTIC_USERNAME")
+    password: str | None = Field(default=None, alias="ELASTIC_PASSWORD")
+    ca_certs: Path | None = Field(default=None, alias="ELASTIC_CA_CERTS")
+    verify_certs: bool = Field(default=True, alias="ELASTIC_VERIFY_CERTS")
+    request_timeout_s: float = Field(default=30.0, alias="ELASTIC_REQUEST_TIMEOUT_SECONDS", gt=0)
+    index_prefix: str = Field(default=DEFAULT_INDEX_PREFIX, alias="ELASTIC_INDEX_PREFIX")
+    poll_interval_s: float = Field(default=1.0, alias="WORKBENCH_MIRROR_POLL_SECONDS", gt=0)
+    batch_events: int = Field(default=5_000, alias="WORKBENCH_MIRROR_BATCH_EVENTS", gt=0)
+    max_backoff_s: float = Field(default=60.0, alias="WORKBENCH_MIRROR_MAX_BACKOFF_SECONDS", gt=0)
+
+    @field_validator("elastic_url", "api_key", "username", "password", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("index_prefix")
+    @classmethod
+    def _lower_case_prefix(cls, v: str) -> str:
+        if not v or v != v.lower() or any(c in v for c in ' "*\\<|,>/?#:'):
+            raise ValueError("ELASTIC_INDEX_PREFIX must be a lower-case index name prefix")
+        return v
+
+    @property
+    def template_name(self) -> str:
+        """Return the index template's name (the prefix without its trailing dash)."""
+        return self.index_prefix.rstrip("-_.") or "app-logs"
+
+    @property
+    def index_pattern(self) -> str:
+        """Return the wildcard matching every daily index, e.g. ``app-logs-*``."""
+        return f"{self.index_prefix}*"
 
 
 @lru_cache(maxsize=1)

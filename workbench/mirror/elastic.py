@@ -1,4 +1,4 @@
-"""The Elasticsearch edge: settings, client construction, index template, event -> bulk action.
+"""The Elasticsearch edge: client construction, index template, event -> bulk action.
 
 Everything here is a thin layer over the official ``elasticsearch`` client. The
 follower (``workbench.mirror.follower``) decides *what* to send; this module knows
@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from elasticsearch import Elasticsearch
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workbench.config import Settings
+from workbench.config import DEFAULT_INDEX_PREFIX, MirrorSettings, Settings
 from workbench.errors import ConfigError
 
-DEFAULT_INDEX_PREFIX = "app-logs-"
 # Above this, a message is still searchable as text but not kept in the keyword
 # subfield (a keyword term is limited to 32766 bytes; long terms are useless for
 # exact matching and aggregations anyway).
@@ -31,46 +27,6 @@ MESSAGE_KEYWORD_IGNORE_ABOVE = 1024
 # Higher than the built-in templates (100, e.g. ``logs-*-*``) so ours wins if an
 # operator's own patterns ever overlap.
 TEMPLATE_PRIORITY = 500
-
-
-class MirrorSettings(BaseSettings):
-    """Mirror settings read from the environment (to move into ``workbench.config`` later)."""
-
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
-
-    elastic_url: str | None = Field(default=None, alias="ELASTIC_URL")
-    api_key: str | None = Field(default=None, alias="ELASTIC_API_KEY")
-    username: str | None = Field(default=None, alias="ELASTIC_USERNAME")
-    password: str | None = Field(default=None, alias="ELASTIC_PASSWORD")
-    ca_certs: Path | None = Field(default=None, alias="ELASTIC_CA_CERTS")
-    verify_certs: bool = Field(default=True, alias="ELASTIC_VERIFY_CERTS")
-    request_timeout_s: float = Field(default=30.0, alias="ELASTIC_REQUEST_TIMEOUT_SECONDS", gt=0)
-    index_prefix: str = Field(default=DEFAULT_INDEX_PREFIX, alias="ELASTIC_INDEX_PREFIX")
-    poll_interval_s: float = Field(default=1.0, alias="WORKBENCH_MIRROR_POLL_SECONDS", gt=0)
-    batch_events: int = Field(default=5_000, alias="WORKBENCH_MIRROR_BATCH_EVENTS", gt=0)
-    max_backoff_s: float = Field(default=60.0, alias="WORKBENCH_MIRROR_MAX_BACKOFF_SECONDS", gt=0)
-
-    @field_validator("elastic_url", "api_key", "username", "password", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, v: Any) -> Any:
-        return None if isinstance(v, str) and not v.strip() else v
-
-    @field_validator("index_prefix")
-    @classmethod
-    def _lower_case_prefix(cls, v: str) -> str:
-        if not v or v != v.lower() or any(c in v for c in ' "*\\<|,>/?#:'):
-            raise ValueError("ELASTIC_INDEX_PREFIX must be a lower-case index name prefix")
-        return v
-
-    @property
-    def template_name(self) -> str:
-        """Return the index template's name (the prefix without its trailing dash)."""
-        return self.index_prefix.rstrip("-_.") or "app-logs"
-
-    @property
-    def index_pattern(self) -> str:
-        """Return the wildcard matching every daily index, e.g. ``app-logs-*``."""
-        return f"{self.index_prefix}*"
 
 
 def mirror_settings(settings: Settings | None = None, **overrides: Any) -> MirrorSettings:
