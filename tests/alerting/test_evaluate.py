@@ -232,3 +232,21 @@ def test_payload_links_the_investigation_report_once_it_exists(
     first, resolved = sorted(deliveries(engine), key=lambda d: d.created_at)
     assert first.payload["reportUrl"] is None
     assert resolved.payload["reportUrl"] == f"http://api/{inc.id}/report"
+
+
+def test_a_run_left_running_by_a_killed_process_is_closed_later(
+    engine: Engine, lake_url: str, clock: Clock
+) -> None:
+    """A tick whose process died (kill -9) stays ``running``; a later tick closes it as an error."""
+    killed = m.EvaluationRun(now=clock.now, started_at=m.utcnow() - timedelta(minutes=11))
+    recent = m.EvaluationRun(now=clock.now, started_at=m.utcnow() - timedelta(seconds=5))
+    with session_scope(engine) as s:
+        s.add_all([killed, recent])
+    run(engine, lake_url, clock)
+    with Session(engine) as s:
+        closed = s.get(m.EvaluationRun, killed.id)
+        still = s.get(m.EvaluationRun, recent.id)
+        assert closed is not None and still is not None
+        assert closed.status == "error" and "abandoned" in (closed.error or "")
+        assert closed.finished_at is not None
+        assert still.status == "running"

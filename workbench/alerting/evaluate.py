@@ -207,6 +207,7 @@ def evaluate(
         now=now, started_at=m.utcnow(), dry_run=dry_run, notebook_path=notebook_path
     )
     with session_scope(engine) as s:
+        _close_abandoned(s, m.utcnow())
         s.add(run)
     try:
         links = Links(dashboard_url, report_url)
@@ -217,6 +218,27 @@ def evaluate(
     result = EvaluationResult(run_id=run.id, now=now, dry_run=dry_run, outcomes=tuple(outcomes))
     _finish_run(engine, run.id, status="ok", rules=len(outcomes), outcomes=result.counts())
     return result
+
+
+#: A run still ``running`` this long after it started had its process killed (the
+#: scheduler's own timeout is far shorter): it is closed as an error, so the dashboard
+#: and ``/api/alerts/runs`` never show a tick that will not finish as in progress.
+ABANDONED_AFTER = timedelta(minutes=10)
+
+
+def _close_abandoned(s: Session, wall: datetime) -> None:
+    s.execute(
+        sa.update(m.EvaluationRun)
+        .where(
+            col(m.EvaluationRun.status) == "running",
+            col(m.EvaluationRun.started_at) < wall - ABANDONED_AFTER,
+        )
+        .values(
+            status="error",
+            finished_at=wall,
+            error="abandoned: the evaluating process stopped before recording an outcome",
+        )
+    )
 
 
 def _finish_run(

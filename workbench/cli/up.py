@@ -1,7 +1,10 @@
 """``workbench up``: start the whole system (ingest API, alert scheduler, Voila dashboard).
 
 A small supervisor: each part runs as its own process; one that dies is restarted
-(with a growing delay), and Ctrl-C or SIGTERM stops them all.
+(with a growing delay), and Ctrl-C or SIGTERM stops them all. On Linux each part
+also gets SIGTERM when the supervisor itself dies (``kill -9``), so no part is
+left holding its port; kernels of a killed part exit on their own (ipykernel
+polls for its parent).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -34,7 +39,9 @@ class Part:
     started_at: float = field(default=0.0)
 
     def start(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(self.argv, env=env)  # noqa: S603 - argv built here
+        self.proc = subprocess.Popen(  # noqa: S603 - argv built here
+            self.argv, env=env, preexec_fn=_terminate_with_parent(os.getpid())
+        )
         self.started_at = time.monotonic()
 
     def stop(self) -> None:
@@ -42,16 +49,44 @@ class Part:
             self.proc.terminate()
 
 
-def _wait_http(url: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
-                if resp.status < 500:
-                    return True
-        except Exception:
-            time.sleep(0.3)
-    return False
+def _terminate_with_parent(parent: int) -> Callable[[], None] | None:
+    """Return a pre-exec hook asking Linux to SIGTERM the child when ``parent`` dies (else None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not between fork and exec
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # a redirect is an answer: the server is up
+
+
+_probe = urllib.request.build_opener(_NoRedirect)
+
+
+def _answers(url: str) -> bool:
+    """Return whether ``url`` answers below 500 now (redirects are not followed).
+
+    Not following matters for the dashboard: its ``/`` redirects to the Overview,
+    and rendering that page would spend a pre-heated kernel on every probe.
+    """
+    try:
+        with _probe.open(url, timeout=2) as resp:
+            return int(resp.status) < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except Exception:
+        return False
 
 
 def seed_demo(settings: Settings, now: datetime) -> str | None:
@@ -170,16 +205,23 @@ def _supervise(
     signal.signal(signal.SIGINT, _stop)
     for part in parts:
         part.start(env)
-    for part in parts:
-        if part.url and not _wait_http(part.url, timeout=60):
-            click.echo(f"workbench: {part.name} did not answer on {part.url} yet", err=True)
-    click.echo(f"workbench: ingest API   http://{host}:{port}  (POST /api/logs, GET /health)")
-    if with_dashboard:
-        click.echo(f"workbench: dashboard    http://{host}:{dashboard_port}/")
-    click.echo("workbench: all parts started; Ctrl-C stops them", nl=True)
+    # Waiting for the URLs is part of the supervision loop, so a part that dies while
+    # another is still starting is restarted at once, not after the wait.
+    waiting = [part for part in parts if part.url]
+    announce_by = time.monotonic() + 60
+    announced = False
     try:
         while not stopping:
             time.sleep(0.5)
+            if not announced:
+                waiting = [p for p in waiting if not (p.url and _answers(p.url))]
+                if not waiting or time.monotonic() > announce_by:
+                    for part in waiting:
+                        click.echo(
+                            f"workbench: {part.name} did not answer on {part.url} yet", err=True
+                        )
+                    _announce(host, port, dashboard_port, with_dashboard)
+                    announced = True
             for part in parts:
                 if part.proc is None or part.proc.poll() is None:
                     continue
@@ -208,6 +250,16 @@ def _supervise(
                 part.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 part.proc.kill()
+
+
+def _announce(host: str, port: int, dashboard_port: int, with_dashboard: bool) -> None:
+    click.echo(f"workbench: ingest API   http://{host}:{port}  (POST /api/logs, GET /health)")
+    if with_dashboard:
+        from workbench.dashboard.serve import dashboard_url
+
+        token = get_settings().dashboard_token.strip()
+        click.echo(f"workbench: dashboard    {dashboard_url(host, dashboard_port, token)}")
+    click.echo("workbench: all parts started; Ctrl-C stops them", nl=True)
 
 
 @click.command("demo-traffic")
