@@ -14,6 +14,11 @@ import pytest
 
 from workbench.config import Settings
 
+# The tests' webhook receivers listen on 127.0.0.1: allow private targets, as local
+# development does (tests of the refusal pass allow_private=False themselves). Set
+# before any Settings is built; server subprocesses inherit it.
+os.environ.setdefault("WORKBENCH_ALLOW_PRIVATE_WEBHOOKS", "true")
+
 PG_ADMIN_URL = os.environ.get(
     "WORKBENCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

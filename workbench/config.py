@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     evaluate_timeout_s: int = Field(default=50, alias="WORKBENCH_EVALUATE_TIMEOUT_SECONDS", gt=0)
     runs_retention_days: int = Field(default=7, alias="WORKBENCH_RUNS_RETENTION_DAYS", gt=0)
     webhook_timeout_s: float = Field(default=5.0, alias="WORKBENCH_WEBHOOK_TIMEOUT_SECONDS", gt=0)
-    allow_private_webhooks: bool = Field(default=True, alias="WORKBENCH_ALLOW_PRIVATE_WEBHOOKS")
+    # Webhooks to private, loopback and link-local addresses are refused unless this is
+    # true (local development: scripts/up sets it; the test suite too). docs/security.md.
+    allow_private_webhooks: bool = Field(default=False, alias="WORKBENCH_ALLOW_PRIVATE_WEBHOOKS")
     webhook_max_response_bytes: int = Field(
         default=64 * 1024, alias="WORKBENCH_WEBHOOK_MAX_RESPONSE_BYTES", gt=0
     )

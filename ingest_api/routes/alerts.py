@@ -176,7 +176,11 @@ def test_channel(request: Request, engine: EngineDep, id: uuid.UUID) -> Any:
         channel = channels.get_channel(session=session, channel_id=id)
         try:
             delivery = send_test(
-                session=session, channel=channel, now=_now(), dashboard_url=settings.dashboard_url
+                session=session,
+                channel=channel,
+                now=_now(),
+                dashboard_url=settings.dashboard_url,
+                allow_private=settings.allow_private_webhooks,
             )
         except NotifyError as exc:
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=502)

@@ -78,7 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
     """A Voilà server on a free loopback port over a freshly seeded data dir."""
     data = tmp_path_factory.mktemp("dashboard") / "data"
     data.mkdir()
-    settings = Settings(WORKBENCH_DATA_DIR=data, WORKBENCH_REFRESH_SECONDS=REFRESH_S)  # type: ignore[call-arg]
+    # No dashboard token even if the environment sets one: the browser opens pages directly.
+    settings = Settings(WORKBENCH_DATA_DIR=data, WORKBENCH_REFRESH_SECONDS=REFRESH_S,  # type: ignore[call-arg]
+                        WORKBENCH_DASHBOARD_TOKEN="")
     world = seed_catalog(settings, datetime.now(UTC))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "DATABASE_URL"))}
@@ -278,3 +280,83 @@ def test_page_refreshes_itself_without_reload(
                             first_triggered_at=now, triggered_at=now,
                             last_seen_error_at=now - timedelta(seconds=5)))
     page.wait_for_selector(f".wb-incident-{new_id}", timeout=(REFRESH_S * 3) * 1000)
+
+
+# ---------------------------------------------------------------- XSS: content is text, never markup
+
+XSS_MESSAGE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+XSS_META = {"note": '<img src=x onerror="window.__xss=3">', "html": "<b>bold?</b>"}
+XSS_SERVICE = 'xss<img src=x onerror="window.__xss=4">'
+XSS_RULE = '<img src=x onerror="window.__xss=5">rule'
+XSS_CHANNEL = "<script>window.__xss=6</script>hook"
+
+
+def _assert_not_executed(page: Any) -> None:
+    page.wait_for_timeout(300)  # let any injected <img> fail to load and fire onerror
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.locator(".wb-page img[src='x'], .wb-page script:has-text('__xss')").count() == 0
+
+
+def test_html_in_logs_rules_incidents_and_channels_is_shown_as_text(
+    server: tuple[str, Settings, Seeded], page: Any
+) -> None:
+    """Proves: a log message, meta value and service holding HTML/JS, and a rule name,
+    incident service and channel name holding HTML, appear literally on the Logs,
+    Incidents, Rules, Notifications and Overview pages and never run
+    (``window.__xss`` stays undefined, no injected ``<img>``/``<script>`` element)."""
+    from tests.factories import make_events, write_events
+
+    base, settings, _ = server
+    now = datetime.now(UTC)
+    write_events(
+        settings.lake_url,
+        make_events([
+            {"timestamp": now - timedelta(seconds=2), "service": XSS_SERVICE, "level": "error",
+             "message": XSS_MESSAGE, "meta": XSS_META},
+        ]),
+        name="xss",
+    )
+    incident_id = uuid.uuid4()
+    with session_scope(get_engine(settings.database_url)) as s:
+        rule = AlertRule(name=XSS_RULE, service=XSS_SERVICE, threshold=1, window_minutes=5,
+                         enabled=False, created_at=now, updated_at=now)
+        s.add(rule)
+        s.flush()
+        s.add(AlertIncident(id=incident_id, rule_id=rule.id, service=XSS_SERVICE,
+                            fingerprint=f"{XSS_SERVICE}:{rule.id}", status="open", error_count=1,
+                            threshold=1, window_minutes=5, first_triggered_at=now,
+                            triggered_at=now, last_seen_error_at=now - timedelta(seconds=2)))
+        s.add(NotificationChannel(name=XSS_CHANNEL, target="https://example.invalid/x",
+                                  enabled=False, created_at=now))
+    _beat(settings)
+
+    # Logs: the newest row is ours; expanding it shows the full message and meta as text.
+    _open(page, base, "logs")
+    row = page.locator(".wb-logs-table tr.wb-log-row").first
+    row.locator("summary").click()
+    assert row.locator("pre.wb-log-message").inner_text() == XSS_MESSAGE
+    meta = row.locator("pre.wb-log-meta").inner_text()
+    assert json.dumps(XSS_META["note"]) in meta and json.dumps(XSS_META["html"]) in meta  # as JSON text
+    assert XSS_SERVICE in row.inner_text()
+    _assert_not_executed(page)
+    page.screenshot(path=str(SHOTS / "xss-logs.png"), full_page=True)
+
+    # Incidents: the row and the detail show the service as text.
+    _open(page, base, "incidents")
+    assert XSS_SERVICE in page.inner_text(f".wb-incident-{incident_id}")
+    _assert_not_executed(page)
+    _open(page, base, "incidents", f"?incident={incident_id}")
+    detail = page.wait_for_selector(".wb-incident-detail .wb-kv", timeout=30_000)
+    assert XSS_SERVICE in detail.inner_text()
+    _assert_not_executed(page)
+
+    # Rules, notifications, overview: names and services as text.
+    _open(page, base, "rules")
+    assert XSS_RULE in page.inner_text(".wb-page-rules")
+    _assert_not_executed(page)
+    _open(page, base, "notifications")
+    assert XSS_CHANNEL in page.inner_text(".wb-page-notifications")
+    _assert_not_executed(page)
+    _open(page, base, "overview")
+    assert XSS_SERVICE in page.inner_text(".wb-page-overview")
+    _assert_not_executed(page)

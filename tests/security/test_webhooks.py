@@ -193,3 +193,164 @@ def test_read_bounded_stops_at_the_limit() -> None:
     with httpx.Client(transport=big) as client, client.stream("POST", "http://h/") as response:
         assert read_bounded(response, 100) == b"x" * 100
     assert len(served) == 2  # stopped reading at the bound
+
+
+# --- wired in: channel creation (catalog, REST API, dashboard form) -------------------
+
+
+def _loopback_name() -> str:
+    """A host name other than "localhost" that really resolves to loopback here (or skip)."""
+    import ipaddress
+
+    name = socket.gethostname()
+    try:
+        infos = socket.getaddrinfo(name, 80, 0, socket.SOCK_STREAM)
+    except OSError:
+        pytest.skip("the machine's name does not resolve")
+    if not all(ipaddress.ip_address(str(i[4][0]).split("%")[0]).is_loopback for i in infos):
+        pytest.skip("the machine's name does not resolve to loopback")
+    return name
+
+
+PRIVATE_TARGETS = [
+    "http://10.0.0.1/hook",
+    "http://127.0.0.1:9000/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://localhost:9000/hook",
+    "http://{loopback_name}:9000/hook",  # refused after a real DNS (hosts file) lookup
+]
+
+
+def _target(template: str) -> str:
+    if "{loopback_name}" in template:
+        return template.format(loopback_name=_loopback_name())
+    return template
+
+
+@pytest.mark.parametrize("template", PRIVATE_TARGETS)
+def test_catalog_refuses_private_channel_targets(engine: Any, template: str) -> None:
+    """Proves: create and update go through check_webhook_target (one rule) and keep
+    the catalog's error shape: ValidationError "Invalid channel" naming ``target``."""
+    from tests.security.conftest import NOW
+    from workbench.catalog import channels
+    from workbench.catalog.db import session_scope
+    from workbench.catalog.schemas import ChannelCreate, ChannelUpdate
+
+    target = _target(template)
+    with session_scope(engine) as session:
+        with pytest.raises(ValidationError) as err:
+            channels.create_channel(
+                session=session, data=ChannelCreate(target=target), now=NOW, allow_private=False
+            )
+        assert err.value.message == "Invalid channel"
+        assert list(err.value.details) == ["target"]
+        assert "not allowed" in err.value.details["target"][0]
+        ok = channels.create_channel(
+            session=session, data=ChannelCreate(target="https://93.184.216.34/hook"), now=NOW,
+            allow_private=False,
+        )
+        with pytest.raises(ValidationError, match="Invalid channel"):
+            channels.update_channel(
+                session=session, channel_id=ok.id, data=ChannelUpdate(target=target),
+                allow_private=False,
+            )
+        # Allowed (local development, tests): stored as given.
+        assert channels.create_channel(
+            session=session, data=ChannelCreate(target=target), now=NOW, allow_private=True
+        ).target == target
+
+
+@pytest.mark.parametrize("template", PRIVATE_TARGETS)
+def test_api_answers_400_naming_target(data_dir: Any, template: str) -> None:
+    """Proves: POST /api/alerts/channels with private webhooks disallowed answers
+    400 {"error", "details": {"target": [reason]}} and stores nothing."""
+    from fastapi.testclient import TestClient
+
+    from tests.api.test_alerts_api import _app
+    from workbench.catalog.db import dispose_engine, get_engine, init_db
+    from workbench.config import Settings
+
+    settings = Settings(WORKBENCH_DATA_DIR=data_dir, WORKBENCH_ALLOW_PRIVATE_WEBHOOKS=False)  # type: ignore[call-arg]
+    init_db(get_engine(settings.database_url))
+    try:
+        with TestClient(_app(settings)) as client:
+            res = client.post(
+                "/api/alerts/channels", json={"type": "webhook", "target": _target(template)}
+            )
+            assert res.status_code == 400
+            assert res.json()["error"] == "Invalid channel"
+            assert "not allowed" in res.json()["details"]["target"][0]
+            assert client.get("/api/alerts/channels").json() == []
+    finally:
+        dispose_engine(settings.database_url)
+
+
+def test_dashboard_form_shows_the_refusal_inline(data_dir: Any) -> None:
+    """Proves: the dashboard's add-webhook form shows the same reason next to the URL field."""
+    from datetime import UTC, datetime
+
+    from workbench.catalog.db import dispose_engine
+    from workbench.config import Settings
+    from workbench.dashboard.channels import build_channels
+
+    settings = Settings(WORKBENCH_DATA_DIR=data_dir, WORKBENCH_ALLOW_PRIVATE_WEBHOOKS=False)  # type: ignore[call-arg]
+    try:
+        page = build_channels(settings, clock=lambda: datetime(2026, 11, 27, tzinfo=UTC))
+        page.refresh()
+        page.form.target.value = "http://169.254.169.254/latest/meta-data/"
+        page.form.add_button.click()
+        assert "not public" in page.form.errors["target"].value
+        assert "Not added" in page.form.result.value
+    finally:
+        dispose_engine(settings.database_url)
+
+
+def test_transport_refuses_a_real_loopback_server() -> None:
+    """Proves: the public-only transport with the real resolver never connects to a
+    live server on 127.0.0.1, by address or by a name that resolves there."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport()) as plain:
+            assert plain.post(f"http://127.0.0.1:{port}/x").status_code == 200  # it is up
+        urls = [f"http://127.0.0.1:{port}/x", f"http://localhost:{port}/x"]
+        with httpx.Client(transport=public_only_transport(), trust_env=False) as client:
+            for url in urls:
+                with pytest.raises(httpx.ConnectError, match="not a public address"):
+                    client.post(url)
+        assert hits == ["/x"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_read_bounded_stops_at_the_time_bound() -> None:
+    """Proves: ``max_seconds`` ends a read that stays under the byte bound but never ends."""
+    import time
+
+    def slow() -> Iterator[bytes]:
+        while True:
+            time.sleep(0.05)
+            yield b"y"
+
+    big = httpx.MockTransport(lambda _: httpx.Response(200, content=slow()))
+    started = time.monotonic()
+    with httpx.Client(transport=big) as client, client.stream("POST", "http://h/") as response:
+        got = read_bounded(response, 1_000_000, max_seconds=0.3)
+    assert 0 < len(got) < 20 and time.monotonic() - started < 2

@@ -10,6 +10,13 @@ same transaction as the incident change; :func:`deliver_due` sends what is due:
   has a secret (see :mod:`workbench.alerting.payload`), several rows in parallel so
   one slow receiver does not hold up the others;
 * a row whose channel was disabled or deleted after it was queued -> ``failed``, not sent;
+* webhook safety (``docs/security.md``): the target is checked again right before
+  each send (:func:`~workbench.security.webhooks.check_webhook_target`; a refused
+  target -> ``failed`` with ``refused: <reason>``, never retried); redirects are never
+  followed (a 3xx is a failed attempt); at most ``WORKBENCH_WEBHOOK_MAX_RESPONSE_BYTES``
+  of an answer are read; with private targets disallowed the connection goes through
+  :func:`~workbench.security.webhooks.public_only_transport` (no DNS-rebinding gap,
+  no proxy from the environment);
 * record: 2xx -> ``sent`` (plus a ``notified`` incident event); anything else ->
   ``attempts + 1`` and the next try after a backoff (10 s, 30 s, 1 min, 2 min, 5 min,
   10 min, 20 min, 30 min, then hourly); after ``MAX_ATTEMPTS`` tries or ``HORIZON``
@@ -45,6 +52,8 @@ from workbench.alerting.payload import (
 )
 from workbench.catalog import models as m
 from workbench.catalog.db import session_scope
+from workbench.errors import ValidationError
+from workbench.security.webhooks import check_webhook_target, public_only_transport, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +65,7 @@ WORKERS = 8
 USER_AGENT = "log-workbench-notifier/0.1"
 CHANNEL_DELETED = "channel deleted"
 CHANNEL_DISABLED = "channel disabled"
+REFUSED = "refused: "  # prefix of the last error when the target itself is not allowed
 
 DELIVERIES: sa.Table = m.Delivery.__table__  # type: ignore[attr-defined]
 EVENTS: sa.Table = m.IncidentEvent.__table__  # type: ignore[attr-defined]
@@ -63,12 +73,16 @@ EVENTS: sa.Table = m.IncidentEvent.__table__  # type: ignore[attr-defined]
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """The outcome of one POST: the HTTP status (None if no answer) and the error text."""
+    """The outcome of one POST: the HTTP status (None if no answer) and the error text.
+
+    ``final``: retrying cannot help (the target is refused), so the row fails now.
+    """
 
     delivery_id: uuid.UUID
     ok: bool
     response_code: int | None
     error: str | None
+    final: bool = False
 
 
 @dataclass(slots=True)
@@ -95,6 +109,40 @@ def _timeout(timeout: float | None) -> float:
     return get_settings().webhook_timeout_s
 
 
+def _allow_private(allow_private: bool | None) -> bool:
+    if allow_private is not None:
+        return allow_private
+    from workbench.config import get_settings
+
+    return get_settings().allow_private_webhooks
+
+
+def _max_response_bytes(max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return max_bytes
+    from workbench.config import get_settings
+
+    return get_settings().webhook_max_response_bytes
+
+
+def webhook_client(*, timeout: float, allow_private: bool) -> httpx.Client:
+    """Return the HTTP client the notifier sends with: no redirects, public-only when required.
+
+    With private targets disallowed, connections go through
+    :func:`~workbench.security.webhooks.public_only_transport` (every resolved
+    address checked at connect time) and ignore proxies from the environment
+    (``trust_env=False``: a proxy would connect on our behalf, unchecked).
+    """
+    if allow_private:
+        return httpx.Client(timeout=timeout, follow_redirects=False)
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        transport=public_only_transport(),
+    )
+
+
 def post(
     client: httpx.Client,
     *,
@@ -104,23 +152,47 @@ def post(
     now: datetime,
     delivery_id: uuid.UUID,
     timeout: float,
+    allow_private: bool | None = None,
+    max_response_bytes: int | None = None,
 ) -> Attempt:
-    """POST one payload (signed if ``secret``) and return how it went; never raises for HTTP."""
+    """POST one payload (signed if ``secret``) and return how it went; never raises for HTTP.
+
+    The target is checked first (``allow_private`` defaults to
+    ``WORKBENCH_ALLOW_PRIVATE_WEBHOOKS``): a refused one is a final failed attempt,
+    nothing is sent. Redirects are not followed, whatever ``client`` says, and at
+    most ``max_response_bytes`` (default ``WORKBENCH_WEBHOOK_MAX_RESPONSE_BYTES``) of
+    the answer are read, for at most about ``timeout`` seconds.
+    """
+    try:
+        check_webhook_target(url, allow_private=_allow_private(allow_private))
+    except ValidationError as exc:
+        reason = "; ".join(exc.details.get("target", [])) or exc.message
+        return Attempt(delivery_id, False, None, f"{REFUSED}{reason}"[:2000], final=True)
     body = encode(payload)
     headers = signed_headers(secret, int(now.timestamp()), body)
     headers[EVENT_HEADER] = str(payload.get("type", ""))
     headers[DELIVERY_HEADER] = str(delivery_id)
     headers["User-Agent"] = USER_AGENT
+    limit = _max_response_bytes(max_response_bytes)
     try:
-        response = client.post(url, content=body, headers=headers, timeout=timeout)
+        with client.stream(
+            "POST", url, content=body, headers=headers, timeout=timeout, follow_redirects=False
+        ) as response:
+            code = response.status_code
+            location = response.headers.get("location", "")
+            # Read (a bounded part of) the answer even on success: a huge or endless
+            # answer costs at most ``limit`` bytes and about ``timeout`` seconds.
+            answer = read_bounded(response, limit, max_seconds=timeout)
     except httpx.HTTPError as exc:
         return Attempt(delivery_id, False, None, f"{type(exc).__name__}: {exc}"[:2000])
-    if 200 <= response.status_code < 300:
-        return Attempt(delivery_id, True, response.status_code, None)
-    text = response.text[:300] if response.content else ""
-    return Attempt(
-        delivery_id, False, response.status_code, f"HTTP {response.status_code}: {text}"[:2000]
-    )
+    if 200 <= code < 300:
+        return Attempt(delivery_id, True, code, None)
+    if 300 <= code < 400:
+        # Its Location was never checked: following it could reach an internal address.
+        error = f"HTTP {code}: redirect to {location[:300]!r} not followed"
+        return Attempt(delivery_id, False, code, error[:2000])
+    text = answer[:300].decode("utf-8", errors="replace")
+    return Attempt(delivery_id, False, code, f"HTTP {code}: {text}"[:2000])
 
 
 def _claim(engine: Engine, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -155,8 +227,13 @@ def deliver_due(
     client: httpx.Client | None = None,
     limit: int = 100,
     timeout: float | None = None,
+    allow_private: bool | None = None,
 ) -> DeliveryReport:
-    """Send the pending deliveries due at ``now`` (at most ``limit``); return what happened."""
+    """Send the pending deliveries due at ``now`` (at most ``limit``); return what happened.
+
+    ``allow_private`` defaults to ``WORKBENCH_ALLOW_PRIVATE_WEBHOOKS``; ``client`` is
+    the seam tests use (the notifier's own client is :func:`webhook_client`).
+    """
     now = now.astimezone(UTC)
     report = DeliveryReport()
     claimed = _claim(engine, now, limit)
@@ -173,8 +250,10 @@ def deliver_due(
             ).all()
         }
     seconds = _timeout(timeout)
+    private = _allow_private(allow_private)
+    max_bytes = _max_response_bytes(None)
     own = client is None
-    http = client or httpx.Client(timeout=seconds, follow_redirects=False)
+    http = client or webhook_client(timeout=seconds, allow_private=private)
     try:
         jobs = []
         attempts: list[Attempt] = []
@@ -197,6 +276,8 @@ def deliver_due(
                         now=now,
                         delivery_id=job[0].id,
                         timeout=seconds,
+                        allow_private=private,
+                        max_response_bytes=max_bytes,
                     ),
                     jobs,
                 )
@@ -239,7 +320,8 @@ def _record(s: Session, row: m.Delivery, attempt: Attempt, now: datetime) -> str
         values.update(status=status, sent_at=now)
         event = ("notified", detail)
     elif (
-        tries >= MAX_ATTEMPTS
+        attempt.final
+        or tries >= MAX_ATTEMPTS
         or now - row.created_at >= HORIZON
         or attempt.error in (CHANNEL_DELETED, CHANNEL_DISABLED)
     ):
@@ -274,11 +356,13 @@ def send_test(
     now: datetime,
     dashboard_url: str,
     client: httpx.Client | None = None,
+    allow_private: bool | None = None,
 ) -> m.Delivery:
     """Send a ``test`` notification to ``channel`` now, record it (committed) and return the row.
 
     Test sends are not retried: the row is ``sent`` or ``failed`` with the error,
-    so the person who pressed "send test" sees the answer at once.
+    so the person who pressed "send test" sees the answer at once. The target is
+    checked as for every send (``allow_private`` defaults to the settings).
     """
     now = now.astimezone(UTC)
     payload = build_test_payload(channel_name=channel.name, now=now, dashboard_url=dashboard_url)
@@ -292,8 +376,9 @@ def send_test(
         created_at=now,
     )
     seconds = _timeout(None)
+    private = _allow_private(allow_private)
     own = client is None
-    http = client or httpx.Client(timeout=seconds, follow_redirects=False)
+    http = client or webhook_client(timeout=seconds, allow_private=private)
     try:
         attempt = post(
             http,
@@ -303,6 +388,7 @@ def send_test(
             now=now,
             delivery_id=delivery.id,
             timeout=seconds,
+            allow_private=private,
         )
     finally:
         if own:
@@ -336,4 +422,5 @@ __all__: Sequence[str] = [
     "deliver_due",
     "pending_count",
     "send_test",
+    "webhook_client",
 ]

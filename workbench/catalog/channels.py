@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlmodel import Session, col, select
 
@@ -14,25 +12,20 @@ from workbench.catalog._common import load, require_aware
 from workbench.catalog.models import NotificationChannel
 from workbench.catalog.schemas import ChannelCreate, ChannelUpdate
 from workbench.errors import ValidationError
-
-
-def is_private_host(url: str) -> bool:
-    """Return True if the URL's host is ``localhost`` or a loopback/private/link-local IP literal."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # a name: resolved at send time by the notifier, not here
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified
+from workbench.security.webhooks import check_webhook_target
 
 
 def _check_target(url: str, allow_private: bool) -> None:
-    if not allow_private and is_private_host(url):
-        raise ValidationError(
-            "Invalid channel", {"target": ["webhooks to private or loopback hosts are not allowed"]}
-        )
+    """Return if ``url`` may be a channel target; ValidationError naming ``target`` otherwise.
+
+    The one rule lives in :func:`workbench.security.webhooks.check_webhook_target`
+    (the notifier applies it again before every send); here it only gets the
+    channel's error message.
+    """
+    try:
+        check_webhook_target(url, allow_private=allow_private)
+    except ValidationError as exc:
+        raise ValidationError("Invalid channel", exc.details) from None
 
 
 def create_channel(

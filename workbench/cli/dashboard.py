@@ -21,7 +21,8 @@ def dashboard_command(host: str, port: int | None, no_preheat: bool) -> None:
     settings = get_settings()
     port = port or settings.dashboard_port
     proc = start_dashboard(settings, host, port, preheat=not no_preheat)
-    click.echo(f"workbench: dashboard on {dashboard_url(host, port)}  (Ctrl-C stops it)")
+    url = dashboard_url(host, port, settings.dashboard_token.strip())
+    click.echo(f"workbench: dashboard on {url}  (Ctrl-C stops it)")
 
     def _stop(_signum: int, _frame: object) -> None:
         proc.terminate()

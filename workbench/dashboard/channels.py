@@ -103,6 +103,7 @@ class ChannelRow:
                     session, self.channel, now=self.page.ctx.now(),
                     dashboard_url=self.page.ctx.settings.dashboard_url,
                     client=client if client is not None else self.page.http_client,
+                    allow_private=self.page.ctx.settings.allow_private_webhooks,
                 )
         except Exception as exc:
             self.result.value = f'<span class="wb-error-box">✗ {esc(friendly_error(exc, self.page.ctx.settings))}</span>'

@@ -241,7 +241,8 @@ class IncidentDetail:
         self.report = widgets.HTML()
         self.report.add_class("wb-report")
         self.investigate_button = widgets.Button(
-            description="Run investigation", icon="search", layout=widgets.Layout(width="170px"),
+            description="Run investigation", icon="search",
+            layout=widgets.Layout(width="170px", margin="0 0 0 12px"),
             tooltip="Execute the investigation notebook for this incident (takes a few seconds)",
         )
         self.investigate_button.add_class("wb-investigate")
@@ -256,7 +257,7 @@ class IncidentDetail:
                           layout=widgets.Layout(justify_content="space-between")),
              self.error.widget, self.info,
              widgets.HBox([self.report, self.investigate_button],
-                          layout=widgets.Layout(align_items="center", gap="12px")),
+                          layout=widgets.Layout(align_items="center")),
              self.chart, self.timeline],
             layout=widgets.Layout(border="1px solid #d1d5db", padding="8px 12px", margin="8px 0"),
         )

@@ -8,7 +8,10 @@
   notebooks call ``request_params()``, which waits for the request, so the
   query string (``?incident=…``) and the data are the visitor's, not the warm-up's;
 * idle kernels are culled (the browser closing a tab does not free its kernel);
-* tracebacks are never shown to the page (the pages show their own messages).
+* tracebacks are never shown to the page (the pages show their own messages);
+* beyond loopback a token is required (``WORKBENCH_DASHBOARD_TOKEN``, passed as
+  ``--Voila.token``): the pages show logs and can acknowledge incidents, so
+  :func:`dashboard_token` refuses to start without one (``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from workbench.config import Settings
 from workbench.errors import ConfigError
+from workbench.security import is_loopback_host
 
 PAGES_DIR_NAME = "notebooks/dashboard"
 CULL_IDLE_TIMEOUT_S = 900
 CULL_INTERVAL_S = 60
+MIN_TOKEN_CHARS = 16
+TOKEN_SETTING = "WORKBENCH_DASHBOARD_TOKEN"
 
 
 def notebooks_dir() -> Path:
@@ -46,9 +53,40 @@ def notebooks_dir() -> Path:
     )
 
 
-def dashboard_url(host: str, port: int) -> str:
-    """Return the URL people open: the landing page redirects to the Overview."""
-    return f"http://{host}:{port}/"
+def dashboard_url(host: str, port: int, token: str = "") -> str:
+    """Return the URL people open: the landing page redirects to the Overview.
+
+    With a ``token`` the URL carries it (``?token=…``): the first visit logs the
+    browser in (a cookie), and the redirect keeps the query string.
+    """
+    url = f"http://{host}:{port}/"
+    return f"{url}?token={quote(token, safe='')}" if token else url
+
+
+def dashboard_token(settings: Settings, host: str) -> str:
+    """Return the token the dashboard on ``host`` must ask for ("" for none); ConfigError if unsafe.
+
+    On loopback no token is needed (today's behaviour) but one is used if set.
+    Beyond loopback the pages would show every log and let anyone acknowledge
+    incidents, so ``WORKBENCH_DASHBOARD_TOKEN`` must hold at least
+    ``MIN_TOKEN_CHARS`` characters, or the dashboard refuses to start.
+    """
+    token = settings.dashboard_token.strip()
+    if is_loopback_host(host):
+        return token
+    if not token:
+        raise ConfigError(
+            f"refusing to serve the dashboard on {host!r} without a token: anyone who can "
+            "reach it could read logs and acknowledge incidents. Set "
+            f"{TOKEN_SETTING} (e.g. to the output of `python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'`) or bind to 127.0.0.1."
+        )
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{TOKEN_SETTING} is too short ({len(token)} characters) to guard the dashboard "
+            f"on {host!r}: use at least {MIN_TOKEN_CHARS} random characters."
+        )
+    return token
 
 
 def dashboard_command(
@@ -59,8 +97,14 @@ def dashboard_command(
     preheat: bool = True,
     pool_size: int = 1,
 ) -> list[str]:
-    """Return the argv that serves the dashboard with Voilà on ``host:port``."""
+    """Return the argv that serves the dashboard with Voilà on ``host:port``.
+
+    ConfigError when ``host`` is beyond loopback and no usable token is set
+    (:func:`dashboard_token`). The token goes on the command line (Voilà reads it
+    from nowhere else), so local users who can list processes can see it.
+    """
     port = port or settings.dashboard_port
+    token = dashboard_token(settings, host)
     argv = [
         sys.executable, "-m", "workbench.dashboard.voila_app", str(notebooks_dir()),
         f"--Voila.ip={host}",
@@ -73,6 +117,8 @@ def dashboard_command(
     ]
     if preheat and pool_size > 0:
         argv += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
+    if token:
+        argv.append(f"--Voila.token={token}")
     return argv
 
 

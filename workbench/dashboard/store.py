@@ -243,11 +243,12 @@ def set_channel_enabled(session: Session, channel_id: uuid.UUID, enabled: bool) 
 
 def send_test(
     session: Session, channel: NotificationChannel, *, now: datetime, dashboard_url: str,
-    client: Any = None,
+    client: Any = None, allow_private: bool | None = None,
 ) -> Delivery:
     """Send a test notification to ``channel`` now and return its recorded Delivery."""
     return notify_mod.send_test(
-        session=session, channel=channel, now=now, dashboard_url=dashboard_url, client=client
+        session=session, channel=channel, now=now, dashboard_url=dashboard_url, client=client,
+        allow_private=allow_private,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +41,9 @@ Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _FIELD = "target"
+
+
+_PRIVATE_OFF = "private webhook targets are not allowed (WORKBENCH_ALLOW_PRIVATE_WEBHOOKS=false)"
 
 
 def _refuse(reason: str) -> ValidationError:
@@ -97,17 +101,16 @@ def check_webhook_target(
     if allow_private:
         return
     if host == "localhost" or host.endswith(".localhost"):
-        raise _refuse(f"host {host!r} is loopback; private webhook targets are not allowed")
+        raise _refuse(f"host {host!r} is loopback; " + _PRIVATE_OFF)
     literal = _literal_address(host)
     if literal is not None:
         if not is_public_address(literal):
-            raise _refuse(f"address {literal} is not public; private webhook targets are not allowed")
+            raise _refuse(f"address {literal} is not public; " + _PRIVATE_OFF)
         return
     for address in resolve(host, port or (443 if parts.scheme.lower() == "https" else 80), resolver):
         if not is_public_address(address):
             raise _refuse(
-                f"host {host!r} resolves to {address}, which is not public; "
-                "private webhook targets are not allowed"
+                f"host {host!r} resolves to {address}, which is not public; " + _PRIVATE_OFF
             )
 
 
@@ -201,17 +204,29 @@ def public_only_transport(
     return transport
 
 
-def read_bounded(response: httpx.Response, max_bytes: int) -> bytes:
+def read_bounded(
+    response: httpx.Response, max_bytes: int, *, max_seconds: float | None = None
+) -> bytes:
     """Return at most ``max_bytes`` of a streamed response's raw body, then stop reading.
 
     Raw (not decompressed) bytes: the notifier only keeps a snippet for the
     delivery's last error, and decompressing could inflate a small body enormously.
+    ``max_seconds`` also bounds the time spent reading (checked between chunks):
+    the client's timeout applies to each read, so a receiver trickling a byte at a
+    time could otherwise hold the sender for hours within the byte bound.
+    A body that is already in memory (a mock transport's) is cut to ``max_bytes``.
     """
+    if response.is_stream_consumed:
+        try:
+            return response.content[:max_bytes]
+        except httpx.ResponseNotRead:
+            return b""
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_raw():
         chunks.append(chunk[: max_bytes - size])
         size += len(chunks[-1])
-        if size >= max_bytes:
+        if size >= max_bytes or (deadline is not None and time.monotonic() >= deadline):
             break
     return b"".join(chunks)
