@@ -27,6 +27,7 @@ events; a route that does not is charged one event per request.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from collections.abc import Callable
@@ -85,8 +86,14 @@ def _arrived_on_loopback(scope: Scope) -> bool:
     server = scope.get("server")
     if not server:
         return True
+    return _is_loopback_address(str(server[0]))
+
+
+@functools.lru_cache(maxsize=64)
+def _is_loopback_address(address: str) -> bool:
+    # Cached: a server has a handful of interface addresses, and this runs per request.
     try:
-        return ipaddress.ip_address(str(server[0])).is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return True  # a name (the test client's "testserver"), not an interface address
 

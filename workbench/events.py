@@ -34,6 +34,10 @@ Event = tuple[int, str, str, str, str | None]
 Errors = dict[str, list[str]]
 
 _LEVELS = frozenset(LEVELS)
+# The spellings clients send, mapped straight to the stored level; others are lower-cased.
+_LEVEL_OF = {
+    spelling: level for level in LEVELS for spelling in (level, level.upper(), level.capitalize())
+}
 _LEVELS_TEXT = ", ".join(LEVELS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -196,10 +200,13 @@ class _Checker:
             return None, f"meta: not serializable as JSON: {exc}"
         if len(text) > lim.max_meta_bytes:
             return None, f"meta: larger than {lim.max_meta_bytes} bytes as JSON (max_meta_bytes)"
-        # Nesting needs one "{" or "[" per level, so few brackets prove the depth
-        # without walking the object (the common, flat case).
-        brackets = text.count(b"{") + text.count(b"[")
-        if brackets > lim.max_meta_depth and _too_deep(meta, lim.max_meta_depth):
+        # A flat meta is one level deep; otherwise nesting needs one "{" or "[" per
+        # level, so few brackets prove the depth without walking the object.
+        if (
+            (lim.max_meta_depth < 1 or not _is_flat(meta))
+            and text.count(b"{") + text.count(b"[") > lim.max_meta_depth
+            and _too_deep(meta, lim.max_meta_depth)
+        ):
             return None, f"meta: nested deeper than {lim.max_meta_depth} levels (max_meta_depth)"
         return text.decode(), None
 
@@ -243,15 +250,80 @@ def validate_batch(items: Sequence[object], *, now: datetime, limits: Limits) ->
         )
     checker = _Checker(limits, now)
     check = checker.check
+    timestamp = checker._timestamp
+    nested_meta = checker._meta
+    dumps = orjson.dumps
+    now_us = checker.now_us
+    max_service = limits.max_service_chars
+    max_message = limits.max_message_chars
+    max_meta_bytes = limits.max_meta_bytes
+    flat_fits = limits.max_meta_depth >= 1  # a flat meta is one level deep
+    level_of = _LEVEL_OF
     result = BatchResult()
     accepted = result.accepted
+    append = accepted.append
+    rejected = result.rejected
+    # The loop below is check() inlined for events that are plainly valid (about a
+    # quarter fewer instructions per event, no bracket counting for flat metas);
+    # anything unusual, valid or not, goes through check() itself, so every event
+    # is judged, and every rejection worded, alike.
     for index, raw in enumerate(items):
+        if type(raw) is dict:
+            try:
+                service = raw["service"]
+                level = level_of[raw["level"]]  # only str spellings are keys
+                message = raw["message"]
+            except (KeyError, TypeError):  # missing, or an unhashable level
+                level = None
+            if (
+                level is not None
+                and type(service) is str
+                and type(message) is str
+                and 0 < len(service) <= max_service
+                and 0 < len(message) <= max_message
+                and not service.isspace()  # "not service.strip()", once non-empty
+            ):
+                ts = raw.get("timestamp")
+                meta = raw.get("meta")
+                ts_error = meta_error = None
+                if ts is None:
+                    ts_us = now_us
+                else:
+                    ts_us, ts_error = timestamp(ts)
+                if meta is None:
+                    meta_text = None
+                elif type(meta) is not dict:
+                    meta_error = "not an object"
+                elif flat_fits and _is_flat(meta):
+                    # Within the depth limit, so only the size is left to check.
+                    try:
+                        text = dumps(meta)
+                    except orjson.JSONEncodeError:
+                        text = None
+                    if text is None or len(text) > max_meta_bytes:
+                        meta_error = "too large or not serializable"
+                    else:
+                        meta_text = text.decode()
+                else:
+                    meta_text, meta_error = nested_meta(meta)
+                if ts_error is None and meta_error is None:
+                    append((ts_us, service, level, message, meta_text))
+                    continue
         event, errors = check(raw)
         if event is not None:
-            accepted.append(event)
+            append(event)
         else:
-            result.rejected.append((index, errors or {}))
+            rejected.append((index, errors or {}))
     return result
+
+
+def _is_flat(meta: dict[str, Any]) -> bool:
+    """Return True if no value of ``meta`` is an object or an array."""
+    for value in meta.values():
+        kind = type(value)
+        if kind is dict or kind is list:
+            return False
+    return True
 
 
 def parse_json(body: bytes) -> object:
@@ -267,13 +339,14 @@ def parse_ndjson(body: bytes) -> list[object]:
 
     Item indexes count non-blank lines from 0, so they match the array form.
     """
-    lines = [line for line in body.split(b"\n") if line.strip()]
+    # bytes.isspace() is bytes.strip()'s notion of blank, without copying the line.
+    lines = [line for line in body.split(b"\n") if line and not line.isspace()]
     # One C-level parse of the whole batch is several times faster than a loads()
     # per line; only when some line is broken do we fall back to line by line.
     try:
-        joined = orjson.loads(b"[" + b",".join(lines) + b"]")
-        if len(joined) == len(lines):
-            return list(joined)
+        joined = orjson.loads(b"[%b]" % b",".join(lines))
+        if type(joined) is list and len(joined) == len(lines):
+            return joined
     except orjson.JSONDecodeError:
         pass
     items: list[object] = []
@@ -320,8 +393,8 @@ def events_to_ipc(events: Sequence[Event], ids: Sequence[str], received_us: int)
     batch = pa.RecordBatch.from_arrays(
         [
             pa.array(ids, pa.string()),
-            pa.array(ts, pa.int64()).cast(_TS),
-            pa.array([received_us] * n, pa.int64()).cast(_TS),
+            pa.array(ts, _TS),
+            pa.repeat(pa.scalar(received_us, _TS), n),
             pa.array(service, pa.string()),
             pa.array(level, pa.string()),
             pa.array(message, pa.string()),

@@ -10,11 +10,16 @@ import polars as pl
 import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from ingest_api import lifecycle
 from ingest_api.routes import ingest
 from tests.test_events import BAD_EVENTS
 from workbench.config import Settings
+from workbench.errors import ValidationError
+from workbench.events import Limits, validate_batch, validate_event
 from workbench.lake.ingestor import Ingestor
 from workbench.lake.reader import scan
 
@@ -183,3 +188,88 @@ def test_a_dependency_added_to_the_app_is_enforced_on_the_ingest_route(settings:
         assert client.post("/api/logs", json=GOOD).status_code == 401
         ok = client.post("/api/logs", json=GOOD, headers={"x-api-key": "secret"})
         assert ok.status_code == 202
+
+
+def test_ndjson_items_are_judged_exactly_as_single_events(
+    client: TestClient, settings: Settings
+) -> None:
+    # The batch path has a fast lane for plainly valid events; odd spellings, valid
+    # or not, must come out exactly as validate_event() judges them one by one.
+    recent = datetime.now(UTC).replace(microsecond=0).isoformat()
+    items: list[object] = [
+        GOOD,
+        {**GOOD, "level": "WaRn"},
+        {**GOOD, "level": "FATAL", "service": " api "},
+        {**GOOD, "level": "Debug", "meta": {"a": [1, {"b": 2.5}], "c": None}},
+        {**GOOD, "service": "\x1c\u2003"},  # whitespace to str.strip(), not to ASCII
+        {**GOOD, "service": "s" * 129},
+        {**GOOD, "level": "info "},
+        {**GOOD, "level": "İNFO"},
+        {**GOOD, "message": ""},
+        {**GOOD, "meta": []},
+        {**GOOD, "meta": "x", "timestamp": "soon"},
+        {**GOOD, "timestamp": recent, "meta": {}},
+        {**GOOD, "timestamp": 5},
+        {**GOOD, "meta": {"k": {"k": {"k": {"k": {"k": {"k": {"k": {"k": {"k": {}}}}}}}}}}},
+        5,
+        [GOOD],
+    ]
+    limits = Limits.from_settings(settings)
+    expected_rejected = []
+    expected_levels = []
+    for index, item in enumerate(items):
+        try:
+            expected_levels.append(validate_event(item, now=datetime.now(UTC), limits=limits)[2])
+        except ValidationError as exc:
+            expected_rejected.append({"index": index, "errors": exc.details})
+    body = b"\n".join(orjson.dumps(i) for i in items)
+    response = client.post("/api/logs", content=body, headers=NDJSON)
+    assert response.status_code == 202
+    got = response.json()
+    assert got["rejected"] == expected_rejected
+    assert got["accepted"] == len(expected_levels) == 5
+    lake = _lake(client, settings)
+    assert sorted(lake["level"].to_list()) == sorted(expected_levels)
+    assert sorted(lake["service"].to_list()) == sorted(["api"] * 4 + [" api "])
+    assert '{"a":[1,{"b":2.5}],"c":null}' in lake["meta"].to_list()
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+_values = st.recursive(
+    _scalars,
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids, max_size=3)
+    ),
+    max_leaves=12,
+)
+_items = st.one_of(
+    _values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "service": st.sampled_from(["api", " api", "\x1c", " ", "", "s" * 129]) | _values,
+            "level": st.sampled_from(["info", "WARN", "Error", "wArN", "İNFO", "fatal "]) | _values,
+            "message": st.sampled_from(["m", ""]) | _values,
+            "timestamp": st.sampled_from(["2026-11-26T11:00:00Z", "2026-11-26", "x"]) | _values,
+            "meta": st.dictionaries(st.text(max_size=4), _values, max_size=3) | _values,
+        },
+    ),
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(items=st.lists(_items, min_size=1, max_size=8))
+def test_batch_fast_lane_judges_every_item_as_validate_event_does(items: list[Any]) -> None:
+    # The NDJSON/array route validates with validate_batch, whose fast lane must
+    # accept, normalise and reject exactly as validate_event does, one item at a time.
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    limits = Limits(max_meta_depth=3, max_meta_bytes=60)
+    expected_accepted, expected_rejected = [], []
+    for index, item in enumerate(items):
+        try:
+            expected_accepted.append(validate_event(item, now=now, limits=limits))
+        except ValidationError as exc:
+            expected_rejected.append((index, exc.details))
+    result = validate_batch(items, now=now, limits=limits)
+    assert result.accepted == expected_accepted
+    assert result.rejected == expected_rejected

@@ -193,7 +193,9 @@ class WriteAheadLog:
     """Appends framed records to the active segment of a claimed folder; thread-safe.
 
     Tracks the backlog (events and bytes not yet flushed to the lake) of its own
-    segments: the ingestor refuses new events when it is too large.
+    segments: the ingestor refuses new events when it is too large. Reading the
+    backlog never waits for an append: the event loop checks it on every request,
+    and an fsync under ``_lock`` can take tens of milliseconds on a busy disk.
     """
 
     def __init__(self, folder: WalFolder, *, rotate_events: int) -> None:
@@ -207,6 +209,9 @@ class WriteAheadLog:
         self._active_bytes = 0
         # Sealed segments waiting for the flusher: number -> (events, bytes).
         self._sealed: dict[int, tuple[int, int]] = {}
+        # (events, bytes) of active + sealed segments, replaced whole (one atomic
+        # store under the GIL) whenever they change, so backlog() needs no lock.
+        self._backlog = (0, 0)
 
     def _open(self, number: int) -> int:
         path = self.folder.path / segment_name(number)
@@ -237,6 +242,7 @@ class WriteAheadLog:
                 raise StorageError(f"write-ahead log append failed: {exc}") from exc
             self._active_events += events
             self._active_bytes += len(data)
+            self._backlog = (self._backlog[0] + events, self._backlog[1] + len(data))
             if self._active_events >= self._rotate_events:
                 self._rotate_locked()
                 return True
@@ -269,14 +275,13 @@ class WriteAheadLog:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(segment.path)
         with self._lock:
-            self._sealed.pop(segment.number, None)
+            dropped = self._sealed.pop(segment.number, None)
+            if dropped is not None:
+                self._backlog = (self._backlog[0] - dropped[0], self._backlog[1] - dropped[1])
 
     def backlog(self) -> tuple[int, int]:
         """Return ``(events, bytes)`` written to the WAL and not yet flushed to the lake."""
-        with self._lock:
-            events = self._active_events + sum(e for e, _ in self._sealed.values())
-            size = self._active_bytes + sum(b for _, b in self._sealed.values())
-        return events, size
+        return self._backlog
 
     def close(self) -> None:
         """Close the active segment, deleting it when empty."""
