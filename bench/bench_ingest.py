@@ -18,6 +18,7 @@ import asyncio
 import os
 import platform
 import re
+import shutil
 import shlex
 import signal
 import socket
@@ -158,6 +159,8 @@ def server(data_dir: Path, *, workers: int = 1) -> Iterator[tuple[str, int]]:
 
 def run_wrk(url: str, duration: int, connections: int, workdir: Path) -> dict[str, Any]:
     """Return requests/s, p50 and p99 (ms) of single-event POSTs driven by wrk."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run scripts/bootstrap --bench (Debian's wrk)")
     lua = workdir / "post.lua"
     lua.write_text(LUA.format(body=orjson.dumps(README_EVENT).decode()))
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua)]
