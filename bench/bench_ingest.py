@@ -2,6 +2,7 @@
 
 Run from the repository root:
 
+    scripts/bootstrap --bench   # once: Debian's wrk
     .venv/bin/python bench/bench_ingest.py [--duration 10] [--write-docs]
 
 It starts ``workbench serve`` in a subprocess on a free loopback port with its
@@ -18,8 +19,8 @@ import asyncio
 import os
 import platform
 import re
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
