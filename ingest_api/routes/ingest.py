@@ -72,7 +72,7 @@ def _json(body: Any, status: int) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-async def _read_body(request: Request, limits: Limits) -> bytes:
+async def read_body(request: Request, limits: Limits) -> bytes:
     """Return the request body, refusing (413) anything over ``max_body_bytes`` early."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():
@@ -87,7 +87,8 @@ async def _read_body(request: Request, limits: Limits) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _limits(request: Request) -> Limits:
+def ingest_limits(request: Request) -> Limits:
+    """Return the ingest limits of the app's settings (built once, shared by the ingest routes)."""
     limits: Limits | None = getattr(request.app.state, "ingest_limits", None)
     if limits is None:
         limits = Limits.from_settings(request.app.state.settings)
@@ -108,8 +109,8 @@ def _limits(request: Request) -> Limits:
 )
 async def ingest_logs(request: Request) -> Response:
     """Queue log events durably; answer 202 once they are fsynced in the WAL."""
-    limits = _limits(request)
-    body = await _read_body(request, limits)
+    limits = ingest_limits(request)
+    body = await read_body(request, limits)
     ingestor: Ingestor = request.app.state.ingestor
     now = ingestor.clock()
     content_type = request.headers.get("content-type", "")

@@ -17,6 +17,8 @@ import zlib
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ingest_api.routes.ingest import ingest_limits as _limits
+from ingest_api.routes.ingest import read_body
 from workbench import otlp
 from workbench.errors import Overloaded, PayloadTooLarge, StorageError, ValidationError
 from workbench.events import Limits, check_body_size, validate_batch
@@ -32,27 +34,9 @@ _RESOURCE_EXHAUSTED = 8
 _UNAVAILABLE = 14
 
 
-def _limits(request: Request) -> Limits:
-    # The same cached limits object as /api/logs uses (same settings, same attribute).
-    limits: Limits | None = getattr(request.app.state, "ingest_limits", None)
-    if limits is None:
-        limits = Limits.from_settings(request.app.state.settings)
-        request.app.state.ingest_limits = limits
-    return limits
-
-
 async def _read_body(request: Request, limits: Limits) -> bytes:
     """Return the (decompressed) body, refusing anything over ``max_body_bytes`` early."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        check_body_size(int(declared), limits)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        check_body_size(size, limits)
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_body(request, limits)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
