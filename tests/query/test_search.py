@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
+import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from tests.factories import T0, make_events, write_events
 from workbench.errors import ValidationError
-from workbench.query.search import decode_cursor, encode_cursor, search
+from workbench.lake import reader
+from workbench.query.search import build_filter, decode_cursor, encode_cursor, search
 
 
 def test_empty_lake_gives_empty_page(lake_url: str) -> None:
@@ -124,3 +129,110 @@ def test_services_lists_distinct_names(small_lake: str, lake_url: str) -> None:
     assert services(small_lake) == ["api", "db"]
     write_events(lake_url, make_events(n=1, service="zeta"))
     assert services(lake_url) == ["api", "db", "zeta"]
+
+
+_MESSAGES = [
+    "Connection TIMEOUT after 30s",
+    "upstream timeout (retry 2)",
+    "GET /users/42 took 12ms",
+    "Straße gesperrt: ÄRGER",
+    "cache miss for a.b[",
+    "TimeOut",
+]
+
+
+def _varied_lake(lake_url: str) -> list[str]:
+    """Write two days of varied messages, services and levels; one file in 5-row row groups."""
+    rows = [
+        {
+            "timestamp": T0 - timedelta(days=1) + i * timedelta(minutes=17),
+            "service": ("api", "db", "web")[i % 3],
+            "level": ("info", "warn", "error", "fatal")[i % 4],
+            "message": _MESSAGES[i % len(_MESSAGES)] + ("" if i % 5 else " #7"),
+        }
+        for i in range(240)
+    ]
+    paths = write_events(lake_url, rows[:120], name="a") + write_events(
+        lake_url, rows[120:], name="b"
+    )
+    # Several row groups: each has a Parquet dictionary of its own.
+    pq.write_table(pq.read_table(paths[0]), paths[0], row_group_size=5)
+    return paths
+
+
+def _scanned_total(lake_url: str, **filters: Any) -> int:
+    """Return the total by the plain row scan (what the message index must agree with)."""
+    flt = build_filter(**filters)
+    frame = reader.scan(lake_url)
+    for pred in (flt.time_predicate(), flt.row_predicate()):
+        if pred is not None:
+            frame = frame.filter(pred)
+    return int(frame.select(pl.len()).collect().item())
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"text": "timeout"},
+        {"text": "TIMEOUT", "service": "db"},
+        {"text": "time", "levels": ["error", "fatal"]},
+        {"text": "straße gesperrt: ärger"},
+        {"text": "a.b["},
+        {"text": "#7", "service": "web", "levels": ["warn"]},
+        {"text": "nowhere"},
+        {"text": "timeout", "start": T0 - timedelta(hours=20), "end": T0 + timedelta(hours=3)},
+    ],
+)
+def test_text_totals_from_message_index_equal_a_scan(lake_url: str, filters: Any) -> None:
+    _varied_lake(lake_url)
+    scanned = search(lake_url, **filters).total  # not indexed yet: queued for the indexer
+    reader.wait_for_message_index()
+    assert search(lake_url, **filters).total == scanned == _scanned_total(lake_url, **filters)
+    # At most 12 distinct messages: every file of 24 rows or more is indexed (not scanned).
+    big = [f for f in reader.file_stats(lake_url) if f.num_rows >= 24]
+    assert len(big) >= 3 and all(reader.message_index(f) is not None for f in big)
+
+
+def test_mostly_distinct_messages_are_scanned_not_indexed(lake_url: str) -> None:
+    rows = [
+        {"timestamp": T0 + i * timedelta(seconds=1), "message": f"req {i} timeout"}
+        for i in range(1500)
+    ]
+    write_events(lake_url, rows)
+    (stat,) = reader.file_stats(lake_url)
+    assert reader.message_index(stat) is None
+    assert search(lake_url, text="5 TIMEOUT").total == 150
+
+
+def test_files_beyond_the_index_cap_are_scanned(
+    lake_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader.wait_for_message_index()
+    monkeypatch.setattr(reader, "MESSAGE_INDEX_MAX_ROWS", 0)
+    monkeypatch.setattr(reader, "_message_pruned_at", -60.0)
+    _varied_lake(lake_url)
+    assert search(lake_url, text="timeout").total == _scanned_total(lake_url, text="timeout")
+    assert all(reader.message_index(f) is None for f in reader.file_stats(lake_url))
+
+
+def test_deleted_files_leave_the_index_when_the_cap_is_reached(
+    lake_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader.wait_for_message_index()
+    _varied_lake(lake_url)
+    old, new = sorted(reader.file_stats(lake_url), key=lambda f: f.num_rows, reverse=True)[:2]
+    assert reader.message_index(old) is not None
+    Path(old.path).unlink()  # as compaction or retention would
+    # Full: the new file fits only once the deleted one's rows are given back.
+    monkeypatch.setattr(reader, "MESSAGE_INDEX_MAX_ROWS", reader.message_index_stats()["rows"])
+    monkeypatch.setattr(reader, "_message_pruned_at", -60.0)
+    assert reader.message_index(new) is not None
+    assert (old.path, old.min_ts_us, old.num_rows) not in reader._message_index
+
+
+def test_text_search_indexes_files_in_the_background(lake_url: str) -> None:
+    _varied_lake(lake_url)
+    big = [f for f in reader.file_stats(lake_url) if f.num_rows >= 24]
+    assert all(reader.message_index(f, wait=False) is None for f in big)
+    reader.wait_for_message_index()
+    assert all(reader.message_index(f, wait=False) is not None for f in big)

@@ -12,7 +12,11 @@ How it stays fast on a large lake:
   newer than those of an older one);
 * the total counts over the filter columns only; files wholly inside the time
   range are counted from per-file ``(service, level)`` counts cached on first
-  sight (files are immutable), so only boundary files and text/meta filters scan.
+  sight (files are immutable), so only boundary files and text/meta filters scan;
+* a text total over such files matches the text against the distinct messages
+  once (``reader.message_index``: each file's rows as message codes, built on
+  first sight) instead of against every row; the same predicate decides, so the
+  answers are those of a scan. Meta filters and boundary files still scan.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from workbench.errors import ValidationError
@@ -77,8 +82,7 @@ class SearchFilter:
         if self.levels is not None:
             preds.append(pl.col("level").is_in(list(self.levels)))
         if self.text:
-            # (?i) + escaped literal: a case-insensitive substring without lower-casing every row.
-            preds.append(pl.col("message").str.contains("(?i)" + re.escape(self.text)))
+            preds.append(_text_predicate(self.text))
         for key, value in self.meta:
             path = "$" + "".join(f"['{part}']" for part in key.split("."))
             preds.append(pl.col("meta").str.json_path_match(path) == value)
@@ -183,6 +187,30 @@ def _to_record(row: dict[str, Any]) -> LogRecord:
     )
 
 
+def _text_predicate(text: str) -> pl.Expr:
+    """Return the predicate "``message`` contains ``text``, ignoring case" (literal, not regex)."""
+    # (?i) + escaped literal: a case-insensitive substring without lower-casing every row.
+    return pl.col("message").str.contains("(?i)" + re.escape(text))
+
+
+def _matching_messages(text: str) -> Any:
+    """Return a numpy mask over the process-wide message dictionary: which contain ``text``."""
+    messages = reader.message_dictionary().to_frame()
+    return messages.select(_text_predicate(text).fill_null(False)).to_series().to_numpy()
+
+
+def _count_indexed(index: reader.MessageIndex, matched: Any, flt: SearchFilter) -> int:
+    """Return how many rows of an indexed file match ``flt`` (text, service, levels; no meta)."""
+    file_matched = matched[index.dict_codes]
+    if flt.service is None and flt.levels is None:
+        return int(index.counts[file_matched].sum())
+    total = 0
+    for (svc, lv), start, stop in index.keys:
+        if (flt.service is None or svc == flt.service) and (flt.levels is None or lv in flt.levels):
+            total += int(np.count_nonzero(file_matched[index.codes[start:stop]]))
+    return total
+
+
 def count(lake_url: str, flt: SearchFilter) -> int:
     """Return how many events match ``flt`` (time range inclusive)."""
     files = reader.file_stats(lake_url, flt.start, flt.end)
@@ -191,6 +219,7 @@ def count(lake_url: str, flt: SearchFilter) -> int:
     only_keys = not flt.text and not flt.meta
     total = 0
     to_scan: list[str] = []
+    indexed: list[reader.MessageIndex] = []
     for f in files:
         inside = (
             f.min_ts_us is not None
@@ -208,8 +237,19 @@ def count(lake_url: str, flt: SearchFilter) -> int:
                 if (flt.service is None or svc == flt.service)
                 and (flt.levels is None or lv in flt.levels)
             )
+        elif (
+            inside
+            and flt.text
+            and not flt.meta
+            and (index := reader.message_index(f, wait=False)) is not None
+        ):
+            indexed.append(index)
         else:
             to_scan.append(f.path)
+    if indexed and flt.text:
+        # Once for all files: which distinct messages contain the text.
+        matched = _matching_messages(flt.text)
+        total += sum(_count_indexed(index, matched, flt) for index in indexed)
     if to_scan:
         lf = reader.scan_files(to_scan)
         for pred in (flt.time_predicate(), flt.row_predicate()):
