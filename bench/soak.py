@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import polars as pl
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,11 +293,11 @@ def main() -> int:
             f.close()
         hooks.close()
     print(f"\n{catalog_summary(database_url)}; webhook requests received: {len(hooks.received)}")
-    frame = (
-        pl.scan_parquet(str(data / "**" / "*.parquet")).select("message").collect()
-        if list(data.rglob("*.parquet"))
-        else pl.DataFrame({"message": []})
-    )
+    from workbench.lake import reader
+
+    # As readers see the lake: files replaced by compaction stay on disk for a grace
+    # period but are hidden, so a glob over *.parquet would count their events twice.
+    frame = reader.scan(str(data / "lake")).select("message").collect()
     found = frame["message"].str.strip_prefix("soak ").value_counts()
     counts = dict(zip(found["message"].to_list(), found["count"].to_list(), strict=True))
     missing = [i for i in stats.accepted if i not in counts]

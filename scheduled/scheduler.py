@@ -7,6 +7,14 @@ out); a tick that overruns makes the scheduler skip the boundaries it missed
 rather than queue them. A failing tick is logged (and recorded on its
 ``EvaluationRun`` by ``run_notebook``) and the loop continues.
 
+Beside the ticks, a housekeeping thread (``housekeeping``) runs every
+``WORKBENCH_HOUSEKEEPING_INTERVAL_SECONDS`` (60; 0: off): retention when
+``WORKBENCH_RETENTION_DAYS`` is set, compaction of past partitions, and tiered
+compaction of the current one (:func:`workbench.lake.compaction.housekeep`). It
+is a separate thread so a long compaction never delays a tick; it never waits
+for a partition lock (a manual ``workbench compact`` keeps it), and its errors
+are logged, never raised.
+
 Run it with ``workbench scheduler`` or ``python -m scheduled.scheduler``.
 """
 
@@ -23,6 +31,7 @@ from pathlib import Path
 from workbench.alerting.run import EvaluationFailed, EvaluationLocked, run_notebook
 from workbench.catalog.db import get_engine, init_db
 from workbench.config import Settings, get_settings
+from workbench.lake.compaction import HousekeepingResult, SmallFilePolicy, housekeep
 
 log = logging.getLogger("workbench.scheduler")
 
@@ -41,6 +50,46 @@ def next_boundary(now: datetime, interval_s: int) -> datetime:
     return datetime.fromtimestamp(nxt, UTC)
 
 
+def housekeeping_pass(settings: Settings, now: datetime) -> HousekeepingResult:
+    """Run one housekeeping pass over the lake with the configured retention and compaction."""
+    return housekeep(
+        settings.lake_url,
+        now=now,
+        policy=SmallFilePolicy.from_settings(settings),
+        past_policy=SmallFilePolicy.for_past_days(settings),
+        grace=timedelta(seconds=settings.compact_grace_s),
+        retention_days=settings.retention_days,
+        lock_timeout=0.0,
+    )
+
+
+def run_housekeeping(
+    settings: Settings, *, stop_event: threading.Event, clock: Clock = _wall
+) -> int:
+    """Run :func:`housekeeping_pass` every interval until ``stop_event`` is set; return passes."""
+    passes = 0
+    while not stop_event.is_set():
+        try:
+            result = housekeeping_pass(settings, clock())
+            merged = [r for r in result.compacted if r.merged]
+            if result.expired or merged or result.failed:
+                log.info(
+                    "housekeeping: %d partition(s) expired, %d compacted (%d files merged, "
+                    "%d deleted), %d busy, %d failed",
+                    len(result.expired),
+                    len(merged),
+                    sum(r.merged for r in merged),
+                    sum(r.deleted for r in result.compacted),
+                    len(result.busy),
+                    len(result.failed),
+                )
+        except Exception:
+            log.exception("housekeeping pass failed")
+        passes += 1
+        stop_event.wait(settings.housekeeping_interval_s)
+    return passes
+
+
 def run_scheduler(
     settings: Settings,
     *,
@@ -54,6 +103,16 @@ def run_scheduler(
     interval = settings.evaluate_interval_s
     ticks = 0
     log.info("scheduler started: every %ss, runs kept in %s", interval, settings.runs_dir)
+    housekeeper: threading.Thread | None = None
+    if settings.housekeeping_interval_s > 0:
+        housekeeper = threading.Thread(
+            target=run_housekeeping,
+            args=(settings,),
+            kwargs={"stop_event": stop, "clock": clock},
+            name="housekeeping",
+            daemon=True,  # a pass still running at exit leaves only hidden temporaries
+        )
+        housekeeper.start()
     while not stop.is_set():
         target = next_boundary(clock(), interval)
         wait = (target - clock()).total_seconds()
@@ -72,6 +131,8 @@ def run_scheduler(
         except Exception:
             log.exception("tick %s failed", target.isoformat())
         ticks += 1
+    if housekeeper is not None:
+        housekeeper.join(timeout=5)  # a pass cut short is safe
     log.info("scheduler stopped after %d ticks", ticks)
     return ticks
 

@@ -74,10 +74,40 @@ class Settings(BaseSettings):
     max_query_days: int = Field(default=400, alias="WORKBENCH_MAX_QUERY_DAYS", gt=0)
     max_page_depth: int = Field(default=10_000, alias="WORKBENCH_MAX_PAGE_DEPTH", gt=0)
 
+    # Housekeeping, run by the scheduler beside the alert ticks (docs/lake.md "Housekeeping").
+    # Seconds between passes; 0 turns housekeeping off.
+    housekeeping_interval_s: float = Field(
+        default=60.0, alias="WORKBENCH_HOUSEKEEPING_INTERVAL_SECONDS", ge=0
+    )
+    # Delete date partitions older than this many days; unset (or blank) keeps everything.
+    retention_days: int | None = Field(default=None, alias="WORKBENCH_RETENTION_DAYS", ge=1)
+    # Hot-partition compaction: merge files under both bounds, committed at least
+    # min_age ago, once there are min_files of them.
+    compact_small_file_bytes: int = Field(
+        default=8 * 1024 * 1024, alias="WORKBENCH_COMPACT_SMALL_FILE_BYTES", gt=0
+    )
+    compact_small_file_rows: int = Field(
+        default=1_000_000, alias="WORKBENCH_COMPACT_SMALL_FILE_ROWS", gt=0
+    )
+    compact_min_files: int = Field(default=10, alias="WORKBENCH_COMPACT_MIN_FILES", ge=2)
+    compact_min_age_s: float = Field(default=60.0, alias="WORKBENCH_COMPACT_MIN_AGE_SECONDS", ge=0)
+    # One merge reads at most about this many bytes of files (held decoded in memory); a
+    # past day bigger than this ends as files of about this size instead of one.
+    compact_max_merge_bytes: int = Field(
+        default=128 * 1024 * 1024, alias="WORKBENCH_COMPACT_MAX_MERGE_BYTES", gt=0
+    )
+    # Replaced files are deleted this long after their replacement committed (in-flight reads).
+    compact_grace_s: float = Field(default=300.0, alias="WORKBENCH_COMPACT_GRACE_SECONDS", ge=0)
+
     # Dashboard.
     refresh_interval_s: int = Field(default=30, alias="WORKBENCH_REFRESH_SECONDS", ge=0)
     # Token the dashboard (Voila) asks for; required when it listens beyond loopback.
     dashboard_token: str = Field(default="", alias="WORKBENCH_DASHBOARD_TOKEN")
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("database_url", "lake_url")
     @classmethod

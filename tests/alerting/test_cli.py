@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+import scheduled.scheduler
+from scheduled.scheduler import run_scheduler
 from tests.alerting.conftest import add_errors, add_rule
+from tests.factories import make_events, write_events
 from workbench.catalog.db import get_engine, init_db
 from workbench.cli import main
 from workbench.cli.alerting import parse_duration
-from workbench.config import get_settings
+from workbench.config import Settings, get_settings
+from workbench.lake import reader
 
 
 @pytest.fixture
@@ -67,3 +74,91 @@ def test_evaluate_command(env: Path) -> None:
     path = Path(result.output.strip().splitlines()[-1].split(": ", 1)[1])
     assert path.exists() and path.parent.name == "2026-11-20"
     engine.dispose()
+
+
+# --- The scheduler's housekeeping thread -------------------------------------------------
+
+
+def _run_until(
+    settings: Settings, done: Callable[[list[datetime]], bool], timeout: float = 15
+) -> list[datetime]:
+    """Run the scheduler (no-op ticks) in a thread until ``done(ticks)``; return the ticks."""
+    stop = threading.Event()
+    ticks: list[datetime] = []
+
+    def runner(*, settings: Settings, now: datetime, dry_run: bool) -> Path:
+        ticks.append(now)
+        return Path("x")
+
+    t = threading.Thread(
+        target=run_scheduler, args=(settings,), kwargs={"stop_event": stop, "runner": runner}
+    )
+    t.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while not done(ticks) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        t.join(40)
+    assert not t.is_alive()
+    return ticks
+
+
+def test_scheduler_housekeeping_compacts_and_applies_retention(settings: Settings) -> None:
+    settings = settings.model_copy(
+        update={
+            "evaluate_interval_s": 1,
+            "housekeeping_interval_s": 0.05,
+            "retention_days": 3,
+            "compact_min_files": 2,
+            "compact_min_age_s": 0.0,
+            "compact_grace_s": 0.0,
+        }
+    )
+    url = settings.lake_url
+    now = datetime.now(UTC)
+    for i in range(8):
+        write_events(url, make_events(n=5, start=now - timedelta(seconds=60 - i)))
+    write_events(url, make_events(n=5, start=now - timedelta(days=10)))
+    expired = (now - timedelta(days=10)).date()
+    assert len(reader.visible_files(url)) == 9
+
+    def housekept(ticks: list[datetime]) -> bool:
+        days = [d for d, _ in reader.partitions(url)]
+        return expired not in days and len(reader.visible_files(url)) == len(days)
+
+    _run_until(settings, housekept)
+
+    assert housekept([])
+    assert reader.scan(url).select("id").collect().height == 40
+
+
+def test_scheduler_ticks_go_on_while_housekeeping_fails_or_hangs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings.model_copy(
+        update={"evaluate_interval_s": 1, "housekeeping_interval_s": 0.01}
+    )
+    calls: list[int] = []
+    release = threading.Event()
+
+    def housekeep(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("lake trouble")  # logged; the thread goes on
+        release.wait(20)  # a very long pass: ticks must not wait for it
+
+    def two_ticks(ticks: list[datetime]) -> bool:
+        if len(ticks) < 2:
+            return False
+        assert len(calls) == 3  # the pass still hangs: ticks went on without it
+        release.set()
+        return True
+
+    monkeypatch.setattr(scheduled.scheduler, "housekeep", housekeep)
+    try:
+        ticks = _run_until(settings, two_ticks)
+    finally:
+        release.set()
+    assert len(ticks) >= 2 and len(calls) == 3

@@ -56,7 +56,11 @@ def evaluate_cmd(now: str | None, dry_run: bool) -> None:
 
 @click.command("scheduler")
 def scheduler_cmd() -> None:
-    """Run the alert notebook every minute on the minute until interrupted (Ctrl-C)."""
+    """Run the alert notebook every minute on the minute, and lake housekeeping, until Ctrl-C.
+
+    Housekeeping (a thread beside the ticks): retention when WORKBENCH_RETENTION_DAYS
+    is set, and compaction, every WORKBENCH_HOUSEKEEPING_INTERVAL_SECONDS (0: off).
+    """
     from scheduled.scheduler import main
 
     main()

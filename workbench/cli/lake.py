@@ -83,17 +83,34 @@ def retention_command(days: int, dry_run: bool, lake: str | None) -> None:
     show_default=True,
     help="Delete replaced files only this long after their replacement committed.",
 )
+@click.option(
+    "--hot",
+    is_flag=True,
+    help="Instead, merge the small settled files of the recent partitions "
+    "(WORKBENCH_COMPACT_* settings), as the scheduler's housekeeping does.",
+)
 @click.option("--lake", default=None, help="Lake URL (default: WORKBENCH_LAKE_URL).")
-def compact_command(older_than_hours: float, grace_minutes: float, lake: str | None) -> None:
+def compact_command(
+    older_than_hours: float, grace_minutes: float, hot: bool, lake: str | None
+) -> None:
     """Merge the small files of past date partitions into one file each."""
-    from workbench.lake.compaction import compact
+    from workbench.lake.compaction import SmallFilePolicy, compact, compact_hot
 
-    results = compact(
-        _lake_url(lake),
-        now=datetime.now(UTC),
-        older_than=timedelta(hours=older_than_hours),
-        grace=timedelta(minutes=grace_minutes),
-    )
+    if hot:
+        results = compact_hot(
+            _lake_url(lake),
+            now=datetime.now(UTC),
+            policy=SmallFilePolicy.from_settings(get_settings()),
+            older_than=timedelta(hours=older_than_hours),
+            grace=timedelta(minutes=grace_minutes),
+        )
+    else:
+        results = compact(
+            _lake_url(lake),
+            now=datetime.now(UTC),
+            older_than=timedelta(hours=older_than_hours),
+            grace=timedelta(minutes=grace_minutes),
+        )
     for r in results:
         if r.merged or r.deleted:
             click.echo(

@@ -1,4 +1,15 @@
-"""Compaction: merge the many small files of a past date partition into one large file.
+"""Compaction: merge the many small files of a date partition into fewer, larger files.
+
+Two selections share one commit scheme:
+
+* a past partition (its day ended ``older_than`` ago): every visible file, merged
+  into one (:func:`compact`, ``workbench compact``);
+* the current ("hot") partition, which the ingestor still writes about one file a
+  second: only the visible files smaller than a :class:`SmallFilePolicy`'s bounds
+  and older than its ``min_age``, once there are ``min_files`` of them
+  (:func:`compact_hot`). Big files are left alone, so each run rewrites at most a
+  few small files' worth of rows, never the whole day; the newest files (still
+  being followed by the mirror, maybe rewritten by a WAL replay) are not touched.
 
 Scheme (commit by metadata, delete after):
 
@@ -25,6 +36,9 @@ A reader that listed the partition just before step 4 may find a source gone
 when it opens it; ``grace`` delays step 4 for files replaced less than that
 long ago (the next run deletes them), so in-flight queries finish first.
 
+Only the files selected are named, so files that are not selected (too big, too
+new, committed after the listing) stay visible and are merged by a later run.
+
 Only one compactor per partition at a time (a ``filelock`` in the partition
 folder on local disks); two compactors racing on an object store could commit
 overlapping compacted files, so there run it from one scheduled job.
@@ -33,19 +47,25 @@ overlapping compacted files, so there run it from one scheduled job.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from workbench.config import Settings
 from workbench.lake import fs as lakefs
 from workbench.lake import reader
+from workbench.lake.retention import RemovedPartition, apply_retention
 from workbench.lake.schema import SCHEMA
+
+log = logging.getLogger(__name__)
 
 _TMP_PREFIX = ".tmp-compact-"
 _LOCK_NAME = "_compact.lock"
@@ -60,6 +80,75 @@ class CompactionResult:
     rows: int
     deleted: int
     compacted_file: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SmallFilePolicy:
+    """Which files of a hot partition to merge: small, settled ones, once there are enough.
+
+    A file is small when under ``max_bytes`` and under ``max_rows``; settled when
+    committed at least ``min_age`` ago, or when it is a compacted file (the age
+    only spares the ingestor's newest files). Nothing is merged until
+    ``min_files`` files are both. One merge takes the oldest such files up to
+    ``max_merge_bytes`` in all (memory: the merge holds its inputs decoded); the
+    rest wait for the next run.
+    """
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_rows: int = 1_000_000
+    min_files: int = 10
+    min_age: timedelta = timedelta(seconds=60)
+    max_merge_bytes: int = 128 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmallFilePolicy:
+        """Return the policy the ``WORKBENCH_COMPACT_*`` settings describe."""
+        return cls(
+            max_bytes=settings.compact_small_file_bytes,
+            max_rows=settings.compact_small_file_rows,
+            min_files=settings.compact_min_files,
+            min_age=timedelta(seconds=settings.compact_min_age_s),
+            max_merge_bytes=settings.compact_max_merge_bytes,
+        )
+
+    @classmethod
+    def for_past_days(cls, settings: Settings) -> SmallFilePolicy:
+        """Return the policy of ended days: every file under the merge bound, at any age."""
+        cap = settings.compact_max_merge_bytes
+        return cls(
+            max_bytes=cap, max_rows=2**62, min_files=2, min_age=timedelta(0), max_merge_bytes=cap
+        )
+
+
+def select_small_files(
+    visible: Sequence[reader.FileStat],
+    entries: Mapping[str, reader.Entry],
+    policy: SmallFilePolicy,
+    now: datetime,
+) -> list[reader.FileStat]:
+    """Return the visible files ``policy`` merges at ``now``, or none when too few qualify.
+
+    ``entries`` gives each path's size and commit time (mtime); a file missing
+    from it (deleted since the listing) is not selected.
+    """
+    settled_ns = (now - policy.min_age).timestamp() * 1e9
+    candidates = []
+    for s in visible:
+        e = entries.get(s.path)
+        if e is None or e.size >= policy.max_bytes or s.num_rows >= policy.max_rows:
+            continue
+        name = s.path.rsplit("/", 1)[-1]
+        if e.mtime_ns <= settled_ns or name.startswith(reader.COMPACT_PREFIX):
+            candidates.append((e.mtime_ns, s.path, e.size, s))
+    candidates.sort(key=lambda c: c[:2])
+    chosen: list[reader.FileStat] = []
+    total = 0
+    for _, _, size, s in candidates:
+        if total >= policy.max_merge_bytes:
+            break
+        chosen.append(s)
+        total += size
+    return chosen if len(chosen) >= max(policy.min_files, 2) else []
 
 
 def _replaced_names(stats: list[reader.FileStat]) -> list[str]:
@@ -89,25 +178,43 @@ def commit_compacted(fs: pafs.FileSystem, folder: str, inputs: list[reader.FileS
 
 
 def compact_partition(
-    lake_url: str, day: date, *, min_files: int = 2, grace: timedelta = timedelta(0)
+    lake_url: str,
+    day: date,
+    *,
+    min_files: int = 2,
+    grace: timedelta = timedelta(0),
+    policy: SmallFilePolicy | None = None,
+    now: datetime | None = None,
+    lock_timeout: float = -1,
 ) -> CompactionResult:
-    """Merge the visible files of one partition into one, then delete what it replaces."""
+    """Merge visible files of one partition into one, then delete what compactions replaced.
+
+    Without ``policy`` every visible file is merged (when there are ``min_files``);
+    with it only the files :func:`select_small_files` picks at ``now`` (default:
+    the wall clock). ``lock_timeout`` (seconds, -1: wait forever) bounds the wait
+    for the partition lock; past it :class:`filelock.Timeout` is raised.
+    """
     filesystem, root = lakefs.resolve(lake_url)
     folder = f"{root}/logs/date={day.isoformat()}"
     local = filesystem.type_name == "local"
     lock = FileLock(f"{folder}/{_LOCK_NAME}") if local else None
     if lock is not None:
-        lock.acquire()
+        lock.acquire(timeout=lock_timeout)
     try:
         visible, hidden = reader.partition_files(filesystem, folder, day)
+        inputs = visible if len(visible) >= min_files else []
+        if policy is not None:
+            entries = {e.path: e for e in reader.list_dir(filesystem, folder)}
+            at = now if now is not None else datetime.now().astimezone()
+            inputs = select_small_files(visible, entries, policy, at)
         compacted: str | None = None
         rows = 0
-        if len(visible) >= min_files:
-            compacted = commit_compacted(filesystem, folder, visible)
-            rows = sum(s.num_rows for s in visible)
-            hidden = hidden + visible
+        if inputs:
+            compacted = commit_compacted(filesystem, folder, inputs)
+            rows = sum(s.num_rows for s in inputs)
+            hidden = hidden + inputs
         deleted = _delete_replaced(filesystem, folder, day, hidden, grace)
-        return CompactionResult(day, len(visible) if compacted else 0, rows, deleted, compacted)
+        return CompactionResult(day, len(inputs), rows, deleted, compacted)
     finally:
         if lock is not None:
             lock.release()
@@ -156,8 +263,87 @@ def compact(
     """Compact every partition whose day ended more than ``older_than`` before ``now``."""
     results = []
     for day, _ in reader.partitions(lake_url):
-        day_end = datetime(day.year, day.month, day.day, tzinfo=now.tzinfo) + timedelta(days=1)
-        if now - day_end < older_than:
+        if now - _day_end(day, now) < older_than:
             continue
         results.append(compact_partition(lake_url, day, min_files=min_files, grace=grace))
     return results
+
+
+def _day_end(day: date, now: datetime) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=now.tzinfo) + timedelta(days=1)
+
+
+def compact_hot(
+    lake_url: str,
+    *,
+    now: datetime,
+    policy: SmallFilePolicy,
+    older_than: timedelta = timedelta(hours=2),
+    grace: timedelta = timedelta(minutes=5),
+    lock_timeout: float = -1,
+) -> list[CompactionResult]:
+    """Merge the small settled files of every partition :func:`compact` does not take yet."""
+    return [
+        compact_partition(
+            lake_url, day, grace=grace, policy=policy, now=now, lock_timeout=lock_timeout
+        )
+        for day, _ in reader.partitions(lake_url)
+        if now - _day_end(day, now) < older_than
+    ]
+
+
+@dataclass(slots=True)
+class HousekeepingResult:
+    """What one housekeeping pass did: partitions expired, compactions, partitions skipped."""
+
+    expired: list[RemovedPartition] = field(default_factory=list)
+    compacted: list[CompactionResult] = field(default_factory=list)
+    busy: list[date] = field(default_factory=list)  # another compactor held the lock
+    failed: list[date] = field(default_factory=list)  # error logged, retried next pass
+
+
+def housekeep(
+    lake_url: str,
+    *,
+    now: datetime,
+    policy: SmallFilePolicy,
+    past_policy: SmallFilePolicy | None = None,
+    older_than: timedelta = timedelta(hours=2),
+    grace: timedelta = timedelta(minutes=5),
+    retention_days: int | None = None,
+    lock_timeout: float = 0.0,
+) -> HousekeepingResult:
+    """Apply retention (when set), then compact every partition: hot ones by ``policy``.
+
+    Past partitions (ended ``older_than`` ago) are merged whole, or by
+    ``past_policy`` when given (bounding each merge for days too big to hold at once).
+
+    Never raises for one partition's trouble: a partition whose lock is held
+    (a manual ``workbench compact``) is skipped, one that fails is logged; both
+    are listed in the result and retried by the next pass.
+    """
+    result = HousekeepingResult()
+    if retention_days is not None:
+        result.expired = apply_retention(lake_url, days=retention_days, now=now)
+    for day, _ in reader.partitions(lake_url):
+        hot = now - _day_end(day, now) < older_than
+        try:
+            result.compacted.append(
+                compact_partition(
+                    lake_url,
+                    day,
+                    grace=grace,
+                    policy=policy if hot else past_policy,
+                    now=now,
+                    lock_timeout=lock_timeout,
+                )
+            )
+        except Timeout:
+            result.busy.append(day)
+        except Exception:
+            log.exception("compaction of %s failed", day.isoformat())
+            result.failed.append(day)
+    # The merges' buffers go back to arrow's pool, which otherwise keeps them resident
+    # (about 100 MB in the long-running scheduler after merging a few hundred thousand rows).
+    pa.default_memory_pool().release_unused()
+    return result

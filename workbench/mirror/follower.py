@@ -13,6 +13,10 @@ Guarantees:
 * documents are keyed by event id in the daily index of their UTC timestamp, so
   re-sending (restart between send and commit, compaction, backfill) overwrites
   and never duplicates;
+* compaction does not re-send: a compacted file whose sources are all mirrored is
+  recorded without sending; one whose sources are partly mirrored (the follower
+  lagged behind the compactor) sends just the other sources while they are still
+  on disk (the compactor's grace period), and the whole file only once they are gone;
 * item errors that retrying can fix (429, 5xx) are retried with backoff; if they
   persist the batch is not recorded and is sent again after the follower's own
   backoff; other item errors (mapping conflicts…) are recorded as failures and do
@@ -126,18 +130,29 @@ class Follower:
             before = len(pending)
             for s in visible + hidden:
                 present.add(relative_path(s.path, self.root))
+            hidden_by_name = {s.path.rsplit("/", 1)[-1]: s for s in hidden}
+            queued: set[str] = set()  # hidden sources already pending in this folder
             for s in visible:
                 rel = relative_path(s.path, self.root)
                 if rel in self._mirrored:
                     continue
                 base = rel.rsplit("/", 1)[-1]
-                if (
-                    base.startswith(COMPACT_PREFIX)
-                    and s.replaces
-                    and self._covered(rel[: -len(base)], s.replaces)
-                ):
-                    skipped.append(FileRecord(rel, day.isoformat(), s.num_rows, False, s.replaces))
-                    continue
+                if base.startswith(COMPACT_PREFIX) and s.replaces:
+                    prefix = rel[: -len(base)]
+                    missing = self._uncovered(prefix, s.replaces)
+                    if not missing:
+                        skipped.append(
+                            FileRecord(rel, day.isoformat(), s.num_rows, False, s.replaces)
+                        )
+                        continue
+                    if missing <= hidden_by_name.keys():
+                        # Part mirrored already (the follower lagged behind compaction): send
+                        # the sources not mirrored yet, still on disk during the compactor's
+                        # grace period, rather than every event again; the compacted file is
+                        # then covered and skipped by the next pass.
+                        pending += [hidden_by_name[n] for n in sorted(missing - queued)]
+                        queued |= missing
+                        continue
                 pending.append(s)
             gone += [
                 p
@@ -182,15 +197,22 @@ class Follower:
         if rec.covers:
             self._covers[rec.path] = rec.covers
 
-    def _covered(self, folder_prefix: str, names: frozenset[str]) -> bool:
-        """Return whether every named file's events are mirrored (directly or via a compaction)."""
+    def _uncovered(self, folder_prefix: str, names: frozenset[str]) -> set[str]:
+        """Return the named files whose events are not mirrored (directly or via a compaction).
+
+        ``names`` is a compacted file's transitive replaced list: its events are
+        those of the non-compacted names (the compacted ones are merges of them),
+        so only those must be covered; an intermediate compacted file the
+        follower never saw does not force a re-send.
+        """
         covered: set[str] = set()
         for name in names:
             rel = folder_prefix + name
             if rel in self._mirrored:
                 covered.add(name)
                 covered |= self._covers.get(rel, frozenset())
-        return names <= covered
+        sources = {n for n in names if not n.startswith(COMPACT_PREFIX)} or set(names)
+        return sources - covered
 
     def ensure_template(self) -> None:
         """Install the index template once per connection (again after every outage)."""
