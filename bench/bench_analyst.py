@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import platform
 import re
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
+from timing import measure  # noqa: E402
 
 import workbench  # noqa: E402
 from workbench.config import Settings  # noqa: E402
@@ -53,17 +53,6 @@ def build(events: int, days: int, services: int) -> str:
         print(f"built {lake} in {time.perf_counter() - t:.1f} s", flush=True)
     return str(lake)
 
-
-def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    """Return (p50, p95) milliseconds of ``runs`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
 
 
 def main() -> None:

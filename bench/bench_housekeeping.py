@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
+from timing import measure  # noqa: E402
 
 from workbench.lake import reader  # noqa: E402
 from workbench.lake.compaction import SmallFilePolicy, compact_partition  # noqa: E402
@@ -77,18 +76,6 @@ def build(lake: str, start: datetime, seconds: int, rows: int, every: int | None
             spent += time.perf_counter() - t
     return spent
 
-
-def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    """Return (p50, p95) milliseconds of ``runs`` calls after one warm-up call."""
-    fn()
-    reader.wait_for_message_index()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.95))]
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ DuckDB reads the same visible files (``reader.visible_files``) with ``read_parqu
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
+from timing import measure  # noqa: E402
 
 from workbench.demo import generate, service_names  # noqa: E402
 from workbench.lake import reader  # noqa: E402
@@ -45,23 +45,6 @@ def build(events: int, days: int, services: int) -> str:
         print(f"built {lake} in {time.perf_counter() - t:.1f} s", flush=True)
     return str(lake)
 
-
-def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
-    """Return (p50, p95) milliseconds of ``runs`` calls after one warm-up call.
-
-    The warm-up may start the background message indexer (text search): it is waited for,
-    so the runs time the steady state; the cold figures are printed apart.
-    """
-    fn()
-    reader.wait_for_message_index()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    return statistics.median(times), p95
 
 
 def check_same_answers(
