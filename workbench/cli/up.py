@@ -171,6 +171,8 @@ def up_command(
     env = dict(os.environ)
     env["WORKBENCH_DATA_DIR"] = str(settings.data_dir)
     env.setdefault("WORKBENCH_DASHBOARD_URL", f"http://{host}:{dashboard_port}")
+    # Links to the API (investigation reports) from the scheduler's payloads and the dashboard.
+    env.setdefault("WORKBENCH_API_URL", f"http://{host}:{port}")
     py = [sys.executable, "-m", "workbench"]
     parts = [Part("api", [*py, "serve", "--host", host, "--port", str(port)],
                   url=f"http://{host}:{port}/health")]
