@@ -12,6 +12,7 @@ from workbench.catalog.schemas import RuleCreate
 from workbench.config import Settings
 from workbench.dashboard.common import (
     AutoRefresher,
+    EnableToggle,
     ErrorBox,
     ago,
     esc,
@@ -102,3 +103,26 @@ def test_request_params_reads_the_query_string(monkeypatch: pytest.MonkeyPatch) 
     assert request_params({"incident": "", "status": ""}) == {
         "incident": "abc", "status": "", "range": "7d"
     }
+
+
+def test_enable_toggle_persists_clicks_and_reverts_a_failed_one() -> None:
+    """A click is persisted; a failing one goes back to the old state and is reported; show() persists nothing."""
+    stored: list[bool] = []
+    failures: list[BaseException] = []
+
+    def persist(enabled: bool) -> None:
+        if len(stored) == 1:
+            raise RuntimeError("catalog down")
+        stored.append(enabled)
+
+    toggle = EnableToggle(True, "wb-x-toggle", persist=persist, failed=failures.append)
+    assert toggle.button.description == "Enabled" and "wb-x-toggle" in toggle.button._dom_classes
+    toggle.button.value = False
+    assert stored == [False] and failures == []
+    toggle.show(False)
+    assert toggle.button.description == "Disabled"
+    toggle.button.value = True  # persist fails now
+    assert toggle.button.value is False and toggle.button.description == "Disabled"
+    assert [str(e) for e in failures] == ["catalog down"]
+    toggle.show(True)  # a refresh: drawn, not persisted
+    assert stored == [False] and toggle.button.value is True

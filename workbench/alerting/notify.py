@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 import sqlalchemy as sa
@@ -56,6 +56,7 @@ from workbench.errors import ValidationError
 from workbench.security.webhooks import check_webhook_target, public_only_transport, read_bounded
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BACKOFF_S: tuple[int, ...] = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 MAX_ATTEMPTS = 12
@@ -101,28 +102,13 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=BACKOFF_S[min(max(attempts, 1), len(BACKOFF_S)) - 1])
 
 
-def _timeout(timeout: float | None) -> float:
-    if timeout is not None:
-        return timeout
+def _or_setting(value: T | None, name: str) -> T:
+    """Return ``value``, or the process's setting ``name`` when it is None."""
+    if value is not None:
+        return value
     from workbench.config import get_settings
 
-    return get_settings().webhook_timeout_s
-
-
-def _allow_private(allow_private: bool | None) -> bool:
-    if allow_private is not None:
-        return allow_private
-    from workbench.config import get_settings
-
-    return get_settings().allow_private_webhooks
-
-
-def _max_response_bytes(max_bytes: int | None) -> int:
-    if max_bytes is not None:
-        return max_bytes
-    from workbench.config import get_settings
-
-    return get_settings().webhook_max_response_bytes
+    return cast(T, getattr(get_settings(), name))
 
 
 def webhook_client(*, timeout: float, allow_private: bool) -> httpx.Client:
@@ -164,7 +150,7 @@ def post(
     the answer are read, for at most about ``timeout`` seconds.
     """
     try:
-        check_webhook_target(url, allow_private=_allow_private(allow_private))
+        check_webhook_target(url, allow_private=_or_setting(allow_private, "allow_private_webhooks"))
     except ValidationError as exc:
         reason = "; ".join(exc.details.get("target", [])) or exc.message
         return Attempt(delivery_id, False, None, f"{REFUSED}{reason}"[:2000], final=True)
@@ -173,7 +159,7 @@ def post(
     headers[EVENT_HEADER] = str(payload.get("type", ""))
     headers[DELIVERY_HEADER] = str(delivery_id)
     headers["User-Agent"] = USER_AGENT
-    limit = _max_response_bytes(max_response_bytes)
+    limit = _or_setting(max_response_bytes, "webhook_max_response_bytes")
     try:
         with client.stream(
             "POST", url, content=body, headers=headers, timeout=timeout, follow_redirects=False
@@ -249,9 +235,9 @@ def deliver_due(
                 select(m.NotificationChannel).where(col(m.NotificationChannel.id).in_(channel_ids))
             ).all()
         }
-    seconds = _timeout(timeout)
-    private = _allow_private(allow_private)
-    max_bytes = _max_response_bytes(None)
+    seconds: float = _or_setting(timeout, "webhook_timeout_s")
+    private = _or_setting(allow_private, "allow_private_webhooks")
+    max_bytes: int = _or_setting(None, "webhook_max_response_bytes")
     own = client is None
     http = client or webhook_client(timeout=seconds, allow_private=private)
     try:
@@ -375,8 +361,8 @@ def send_test(
         next_attempt_at=now,
         created_at=now,
     )
-    seconds = _timeout(None)
-    private = _allow_private(allow_private)
+    seconds: float = _or_setting(None, "webhook_timeout_s")
+    private = _or_setting(allow_private, "allow_private_webhooks")
     own = client is None
     http = client or webhook_client(timeout=seconds, allow_private=private)
     try:

@@ -12,6 +12,7 @@ from workbench.config import Settings
 from workbench.dashboard import store
 from workbench.dashboard.common import (
     Clock,
+    EnableToggle,
     Page,
     card,
     cards,
@@ -45,9 +46,10 @@ class ChannelRow:
     def __init__(self, channel: NotificationChannel, page: ChannelsPage) -> None:
         self.page = page
         self.channel = channel
-        self.toggle = widgets.ToggleButton(value=channel.enabled, layout=widgets.Layout(width="110px"))
-        self.toggle.add_class("wb-channel-toggle")
-        self.toggle.observe(self._on_toggle, names="value")
+        self.enable = EnableToggle(
+            channel.enabled, "wb-channel-toggle", persist=self._set_enabled, failed=self._toggle_failed
+        )
+        self.toggle = self.enable.button
         self.test_button = widgets.Button(description="Send test", icon="paper-plane",
                                           layout=widgets.Layout(width="120px"))
         self.test_button.add_class("wb-channel-test")
@@ -59,15 +61,12 @@ class ChannelRow:
         self.widget.add_class("wb-row")
         self.widget.add_class("wb-channel-row")
         self.widget.add_class(f"wb-channel-{channel.id}")
-        self._reverting = False
         self.render()
 
     def render(self) -> None:
         """Redraw the row from ``self.channel``."""
         c = self.channel
-        self.toggle.description = "Enabled" if c.enabled else "Disabled"
-        self.toggle.button_style = "success" if c.enabled else ""
-        self.toggle.icon = "toggle-on" if c.enabled else "toggle-off"
+        self.enable.show(c.enabled)
         signed = ' <span class="wb-muted">· signed</span>' if c.secret else ""
         self.cells.children = [
             cell(f"<b>{esc(c.name or '(unnamed)')}</b><div class='wb-muted'>{esc(c.type)}{signed}</div>", _COLS[0]),
@@ -76,21 +75,15 @@ class ChannelRow:
             widgets.HBox([self.toggle, self.test_button]),
         ]
 
-    def _on_toggle(self, change: dict[str, Any]) -> None:
-        if self._reverting:
-            return
+    def _set_enabled(self, enabled: bool) -> None:
         self.result.value = ""
-        try:
-            with store.session_for(self.page.ctx.settings) as session:
-                self.channel = store.set_channel_enabled(session, self.channel.id, bool(change["new"]))
-        except Exception as exc:
-            self._reverting = True
-            self.toggle.value = change["old"]
-            self._reverting = False
-            self.result.value = f'<span class="wb-field-error">Could not change: {esc(friendly_error(exc, self.page.ctx.settings))}</span>'
-            return
+        with store.session_for(self.page.ctx.settings) as session:
+            self.channel = store.set_channel_enabled(session, self.channel.id, enabled)
         self.render()
         self.page.draw_summary()
+
+    def _toggle_failed(self, exc: BaseException) -> None:
+        self.result.value = f'<span class="wb-field-error">Could not change: {esc(friendly_error(exc, self.page.ctx.settings))}</span>'
 
     def send_test(self, client: Any = None) -> Delivery | None:
         """Send a test notification now and show whether it arrived; return the delivery."""
@@ -217,9 +210,6 @@ class ChannelsPage(Page):
                 row = ChannelRow(ch, self)
             else:
                 row.channel = ch
-                row._reverting = True
-                row.toggle.value = ch.enabled
-                row._reverting = False
                 row.render()
             rows[ch.id] = row
         self.rows = rows

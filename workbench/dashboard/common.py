@@ -231,6 +231,51 @@ def cell(value: str, width: str) -> widgets.HTML:
     return w
 
 
+class EnableToggle:
+    """A row's Enabled/Disabled button: each click is persisted; a failed one reverts and says why.
+
+    ``persist(enabled)`` stores the new state (raising on failure); ``failed(exc)`` shows
+    the failure. :meth:`show` draws a state read from the catalog without persisting it
+    (first draw, periodic refresh, revert).
+    """
+
+    def __init__(
+        self,
+        enabled: bool,
+        css_class: str,
+        *,
+        persist: Callable[[bool], None],
+        failed: Callable[[BaseException], None],
+    ) -> None:
+        self.button = widgets.ToggleButton(value=enabled, layout=widgets.Layout(width="110px"))
+        self.button.add_class(css_class)
+        self._persist, self._failed = persist, failed
+        self._quiet = False
+        self.button.observe(self._changed, names="value")
+        self.show(enabled)
+
+    def show(self, enabled: bool) -> None:
+        """Draw ``enabled`` (value, label, colour, icon) without persisting it."""
+        b = self.button
+        self._quiet = True
+        try:
+            b.value = enabled
+        finally:
+            self._quiet = False
+        b.description = "Enabled" if enabled else "Disabled"
+        b.button_style = "success" if enabled else ""
+        b.icon = "toggle-on" if enabled else "toggle-off"
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        if self._quiet:
+            return
+        try:
+            self._persist(bool(change["new"]))
+        except Exception as exc:
+            self.show(bool(change["old"]))
+            self._failed(exc)
+
+
 def header_row(titles: tuple[str, ...], widths: tuple[str, ...]) -> widgets.HBox:
     """Return the header row of a widget table."""
     row = widgets.HBox([cell(f"{esc(t)}", w) for t, w in zip(titles, widths, strict=True)])

@@ -18,6 +18,7 @@ from workbench.dashboard.charts import show_figure
 from workbench.dashboard.common import (
     SEVERITY_COLOURS,
     Clock,
+    EnableToggle,
     Page,
     ago,
     badge,
@@ -271,9 +272,10 @@ class RuleRow:
     def __init__(self, rule: AlertRule, page: RulesPage) -> None:
         self.page = page
         self.rule = rule
-        self.toggle = widgets.ToggleButton(value=rule.enabled, layout=widgets.Layout(width="110px"))
-        self.toggle.add_class("wb-rule-toggle")
-        self.toggle.observe(self._on_toggle, names="value")
+        self.enable = EnableToggle(
+            rule.enabled, "wb-rule-toggle", persist=self._set_enabled, failed=self._toggle_failed
+        )
+        self.toggle = self.enable.button
         self.delete_button = widgets.Button(description="Delete", icon="trash",
                                             layout=widgets.Layout(width="90px"))
         self.delete_button.add_class("wb-rule-delete")
@@ -296,16 +298,13 @@ class RuleRow:
         self.widget.add_class("wb-row")
         self.widget.add_class("wb-rule-row")
         self.widget.add_class(f"wb-rule-{rule.id}")
-        self._reverting = False
         self.render()
 
     def render(self) -> None:
         """Redraw the row from ``self.rule``."""
         r = self.rule
         now = self.page.ctx.now()
-        self.toggle.description = "Enabled" if r.enabled else "Disabled"
-        self.toggle.button_style = "success" if r.enabled else ""
-        self.toggle.icon = "toggle-on" if r.enabled else "toggle-off"
+        self.enable.show(r.enabled)
         self.cells.children = [
             cell(f"<b>{esc(r.name or '(unnamed)')}</b>"
                  f"<div class='wb-muted'>{esc(r.service)}</div>", _COLS[0]),
@@ -319,23 +318,15 @@ class RuleRow:
             widgets.HBox([self.toggle, self.delete_button]),
         ]
 
-    def _on_toggle(self, change: dict[str, Any]) -> None:
-        if self._reverting:
-            return
+    def _set_enabled(self, enabled: bool) -> None:
         self.message.value = ""
-        try:
-            with store.session_for(self.page.ctx.settings) as session:
-                self.rule = store.set_rule_enabled(
-                    session, self.rule.id, bool(change["new"]), now=self.page.ctx.now()
-                )
-        except Exception as exc:
-            self._reverting = True
-            self.toggle.value = change["old"]
-            self._reverting = False
-            self.message.value = f'<span class="wb-field-error">Could not change: {esc(friendly_error(exc, self.page.ctx.settings))}</span>'
-            return
+        with store.session_for(self.page.ctx.settings) as session:
+            self.rule = store.set_rule_enabled(session, self.rule.id, enabled, now=self.page.ctx.now())
         self.render()
         self.page.safe_summary()
+
+    def _toggle_failed(self, exc: BaseException) -> None:
+        self.message.value = f'<span class="wb-field-error">Could not change: {esc(friendly_error(exc, self.page.ctx.settings))}</span>'
 
     def ask_delete(self) -> None:
         """Ask for confirmation before deleting."""
@@ -398,9 +389,6 @@ class RulesPage(Page):
                 pass  # a delete confirmation is pending; leave the row alone
             else:
                 row.rule = rule
-                row._reverting = True
-                row.toggle.value = rule.enabled
-                row._reverting = False
                 row.render()
             rows[rule.id] = row
         self.rows = rows
