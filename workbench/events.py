@@ -101,7 +101,7 @@ def from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-class _Checker:
+class Checker:
     """Validates many events against one ``now``; bounds are computed once per batch."""
 
     __slots__ = ("limits", "now_us", "lo_us", "hi_us")
@@ -151,7 +151,7 @@ class _Checker:
         ts = raw.get("timestamp")
         ts_us = self.now_us
         if ts is not None:
-            ts_us, ts_error = self._timestamp(ts)
+            ts_us, ts_error = self.timestamp(ts)
             if ts_error:
                 errors = errors or {}
                 errors["timestamp"] = [ts_error]
@@ -159,7 +159,7 @@ class _Checker:
         meta = raw.get("meta")
         meta_json: str | None = None
         if meta is not None:
-            meta_json, meta_error = self._meta(meta)
+            meta_json, meta_error = self.meta(meta)
             if meta_error:
                 errors = errors or {}
                 errors["meta"] = [meta_error]
@@ -168,7 +168,8 @@ class _Checker:
             return None, errors
         return (ts_us, service, level, message, meta_json), None  # type: ignore[return-value]
 
-    def _timestamp(self, ts: object) -> tuple[int, str | None]:
+    def timestamp(self, ts: object) -> tuple[int, str | None]:
+        """Return ``(epoch microseconds, None)`` for a valid timestamp, else ``(0, error)``."""
         if type(ts) is not str:
             return 0, "timestamp: must be an ISO 8601 date-time string"
         try:
@@ -185,7 +186,8 @@ class _Checker:
             return 0, f"timestamp: older than {lim.max_past_age_s} s (max_past_age_s)"
         return us, None
 
-    def _meta(self, meta: object) -> tuple[str | None, str | None]:
+    def meta(self, meta: object) -> tuple[str | None, str | None]:
+        """Return ``(JSON text, None)`` for a valid meta, else ``(None, error)``."""
         if type(meta) is not dict:
             return None, "meta: must be a JSON object"
         lim = self.limits
@@ -225,7 +227,7 @@ def _too_deep(value: Any, budget: int) -> bool:
 
 def validate_event(raw: object, *, now: datetime, limits: Limits) -> Event:
     """Return the accepted event for ``raw``, or raise ValidationError naming each bad field."""
-    event, errors = _Checker(limits, now).check(raw)
+    event, errors = Checker(limits, now).check(raw)
     if errors is not None or event is None:
         errors = errors or {}
         first = next(iter(errors.values()), ["invalid"])[0]
@@ -248,10 +250,10 @@ def validate_batch(items: Sequence[object], *, now: datetime, limits: Limits) ->
                 ]
             },
         )
-    checker = _Checker(limits, now)
+    checker = Checker(limits, now)
     check = checker.check
-    timestamp = checker._timestamp
-    nested_meta = checker._meta
+    timestamp = checker.timestamp
+    nested_meta = checker.meta
     dumps = orjson.dumps
     now_us = checker.now_us
     max_service = limits.max_service_chars
@@ -390,7 +392,7 @@ def events_to_ipc(events: Sequence[Event], ids: Sequence[str], received_us: int)
     """
     ts, service, level, message, meta = zip(*events, strict=True)
     n = len(ids)
-    batch = pa.RecordBatch.from_arrays(
+    return _ipc(
         [
             pa.array(ids, pa.string()),
             pa.array(ts, _TS),
@@ -399,9 +401,28 @@ def events_to_ipc(events: Sequence[Event], ids: Sequence[str], received_us: int)
             pa.array(level, pa.string()),
             pa.array(message, pa.string()),
             pa.array(meta, pa.string()),
-        ],
-        schema=SCHEMA,
+        ]
     )
+
+
+def columns_to_ipc(columns: pa.RecordBatch, ids: pa.Array, received_us: int) -> bytes:
+    """Return accepted events given as Arrow columns (``timestamp``, ``service``, ``level``,
+    ``message``, ``meta``) with their ids as one Arrow IPC stream (lake schema)."""
+    return _ipc(
+        [
+            ids,
+            columns.column("timestamp"),
+            pa.repeat(pa.scalar(received_us, _TS), columns.num_rows),
+            columns.column("service"),
+            columns.column("level"),
+            columns.column("message"),
+            columns.column("meta"),
+        ]
+    )
+
+
+def _ipc(arrays: list[pa.Array]) -> bytes:
+    batch = pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, SCHEMA) as writer:
         writer.write_batch(batch)

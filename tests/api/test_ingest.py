@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -120,6 +120,35 @@ def test_ndjson_batch_with_a_broken_line(client: TestClient, settings: Settings)
     assert body["rejected"][0]["index"] == 1
     assert "not valid JSON" in body["rejected"][0]["errors"]["body"][0]
     assert sorted(_lake(client, settings)["level"].to_list()) == ["info", "warn"]
+
+
+@pytest.mark.parametrize("form", ["ndjson", "array"])
+def test_plain_batch_lands_as_sent_through_the_arrow_lane(
+    client: TestClient, settings: Settings, form: str
+) -> None:
+    # A batch of plain events takes workbench.events_arrow (no dict per event):
+    # what lands must be what the general path would store, with fresh unique ids.
+    sent = datetime.now(UTC).replace(microsecond=250000) - timedelta(minutes=5)
+    events = [
+        {**GOOD, "level": "WARN", "message": f"m{i}", "meta": {"i": i, "ok": True}}
+        for i in range(40)
+    ] + [{**GOOD, "timestamp": sent.isoformat(), "meta": {"nested": {"x": [1]}}}]
+    if form == "ndjson":
+        response = client.post(
+            "/api/logs", content=b"\n".join(orjson.dumps(e) for e in events) + b"\n", headers=NDJSON
+        )
+    else:
+        response = client.post("/api/logs", json=events)
+    assert response.status_code == 202
+    assert response.json() == {"status": "queued", "accepted": 41, "rejected": []}
+    lake = _lake(client, settings).sort("id")
+    assert lake["message"].to_list() == [f"m{i}" for i in range(40)] + ["hello"]
+    assert set(lake["level"].to_list()) == {"warn", "info"}
+    assert lake["meta"][3] == '{"i":3,"ok":true}'
+    assert lake["meta"][40] == '{"nested":{"x":[1]}}'
+    assert lake["timestamp"][40] == sent
+    assert lake["id"].n_unique() == 41 and lake["id"].str.len_chars().unique().to_list() == [32]
+    assert (lake["received_at"] == lake["received_at"][0]).all()
 
 
 def test_body_over_the_limit_is_413_naming_it(settings: Settings) -> None:

@@ -27,11 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from workbench.config import Settings
 from workbench.errors import Overloaded, StorageError
-from workbench.events import Event, events_to_ipc, records_to_table, rows_payload, to_us
+from workbench.events import (
+    Event,
+    columns_to_ipc,
+    events_to_ipc,
+    records_to_table,
+    rows_payload,
+    to_us,
+)
 from workbench.ids import IdGenerator
 from workbench.lake import fs as lakefs
 from workbench.lake.schema import LOGS_TABLE
@@ -173,17 +181,35 @@ class Ingestor:
         if not events:
             return []
         record, ids = self._record(events, now)
+        await self._commit(record, len(events))
+        return ids
+
+    async def accept_columns(self, columns: pa.RecordBatch, now: datetime) -> int:
+        """Return how many events of ``columns`` were fsynced in the WAL (group commit).
+
+        ``columns`` are accepted events as :func:`workbench.events_arrow.decode_plain_batch`
+        returns them; ids are issued here, as for :meth:`accept`.
+        """
+        n = columns.num_rows
+        if not n:
+            return 0
+        now_us = to_us(now)
+        ids = self.ids.new_id_array(n, now_us // 1000)
+        await self._commit(columns_to_ipc(columns, ids, now_us), n)
+        return n
+
+    async def _commit(self, record: bytes, events: int) -> None:
+        """Return once ``record`` (holding ``events`` events) is fsynced in the WAL."""
         self._check_backlog(len(record))
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((record, len(events), done))
+        self._pending.append((record, events, done))
         self._pending_bytes += len(record)
         if self._commit_task is None:
             self._commit_task = loop.create_task(self._commit_pending())
         # If the client goes away, cancelling ``done`` only drops the answer: the
         # record is already in the group and is written all the same.
         await done
-        return ids
 
     async def _commit_pending(self) -> None:
         loop = asyncio.get_running_loop()

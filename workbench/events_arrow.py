@@ -1,0 +1,243 @@
+"""Batches of plain events decoded straight into Arrow columns: the ingest fast lane.
+
+:func:`workbench.events.validate_batch` judges one Python dict per event; at
+hundreds of thousands of events per second those dicts (and the per-event
+checks, ids and Arrow building after them) are most of the ingestor's CPU.
+Here a batch whose every event is *plain* goes another way:
+
+1. msgspec decodes the body into typed structs (C code; no dict per event):
+   ``service``, ``level``, ``message`` must be strings, ``timestamp`` a string
+   or null, ``meta`` is kept as its raw JSON text, and no other key is allowed;
+2. the rules of :mod:`workbench.events` are checked on whole Arrow columns
+   (lengths, level spellings, a timestamp regex plus Arrow's ISO 8601 cast, a
+   regex that recognises a flat, compact JSON object for ``meta``);
+3. the few values the column checks cannot vouch for (a timestamp without an
+   offset, a meta with spaces or nesting) are judged one by one by the same
+   code as the general path.
+
+Whenever anything is unusual (a type mismatch, an extra key, a line that is
+not JSON, an event the rules reject, a batch over ``max_batch_events``),
+:func:`decode_plain_batch` returns ``None`` and the caller takes the general
+path, which words every rejection. So both paths accept the same events and
+store the same values; ``tests/test_events_arrow.py`` checks that property
+against generated batches.
+
+A meta that passes the regex is stored as the client sent it: a flat object of
+strings without escapes, short numbers, booleans and nulls with no spaces,
+whose text is what orjson would have written (a repeated key is kept as sent;
+every reader, like orjson, takes the last one).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from operator import attrgetter
+
+import msgspec
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from workbench.events import Checker, Limits
+from workbench.lake.schema import LEVELS
+
+_TS = pa.timestamp("us", tz="UTC")
+
+# The level spellings the general path maps without lower-casing; others go there.
+_SPELLINGS = pa.array(
+    [spelling for level in LEVELS for spelling in (level, level.upper(), level.capitalize())]
+)
+_CANONICAL = pa.array([level for level in LEVELS for _ in range(3)])
+
+# The ISO 8601 form Arrow's cast and datetime.fromisoformat agree on (with an offset).
+_ISO_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+_KEY = r'"[^"\\\x00-\x1f]*"'
+_VALUE = r'("[^"\\\x00-\x1f]*"|(0|[1-9][0-9]{0,17})|true|false|null)'
+# A flat JSON object exactly as orjson writes it: strings without escapes, integers
+# orjson keeps as they are (no sign, no fraction, at most 18 digits), true, false,
+# null; no spaces, no nesting. The general path rewrites anything else.
+_FLAT_META = rf"\{{({_KEY}:{_VALUE}(,{_KEY}:{_VALUE})*)?\}}"
+_flat_meta = re.compile(_FLAT_META)
+# Arrow compiles a regex on every call (about 50 µs for this one): below this many
+# distinct metas, Python's compiled one is cheaper.
+_FEW_METAS = 32
+
+
+class _Plain(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One event of a plain batch: the field types the general path accepts, nothing else."""
+
+    service: str
+    level: str
+    message: str
+    timestamp: str | None = None
+    meta: msgspec.Raw = msgspec.Raw()
+
+
+_decode_list = msgspec.json.Decoder(list[_Plain]).decode
+_SERVICE, _LEVEL, _MESSAGE, _TIMESTAMP, _META = (
+    attrgetter(name) for name in ("service", "level", "message", "timestamp", "meta")
+)
+_NEWLINE = ord("\n")
+
+
+class _Unusual(Exception):
+    """Something in the batch needs the general path."""
+
+
+def ndjson_array(body: bytes) -> tuple[bytes, int] | None:
+    """Return an NDJSON body as one JSON array and its number of lines, or None when blank.
+
+    Only the ends are stripped: a blank line in the middle makes the array
+    invalid, and such a batch takes the general path, which skips it.
+    """
+    body = body.strip()
+    if not body:
+        return None
+    # bytes.count() of one byte is a plain loop in CPython; numpy's comparison is SIMD.
+    lines = int(np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == _NEWLINE)) + 1
+    return b"[%b]" % body.replace(b"\n", b","), lines
+
+
+def decode_plain_batch(
+    array_json: bytes, *, lines: int | None, now: datetime, limits: Limits
+) -> pa.RecordBatch | None:
+    """Return the accepted events of a plain batch as Arrow columns, or None for the general path.
+
+    ``array_json`` is a JSON array of events (see :func:`ndjson_array`); with
+    ``lines`` set (NDJSON), it must hold exactly that many events, so a line
+    holding two values or half of one is left to the general path. The columns
+    are ``timestamp`` (timestamp[us, UTC]), ``service``, ``level`` (lower case),
+    ``message``, ``meta`` (JSON text or null), in the order of the batch.
+    """
+    try:
+        events = _decode_list(array_json)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    n = len(events)
+    if n == 0 or n > limits.max_batch_events or (lines is not None and n != lines):
+        return None
+    try:
+        return _columns(events, now, limits)
+    except (_Unusual, pa.ArrowInvalid, UnicodeEncodeError, orjson.JSONDecodeError):
+        return None
+
+
+def _within(lengths: pa.Array, high: int) -> bool:
+    """Return True if every length is between 1 and ``high``."""
+    bounds = pc.min_max(lengths)
+    return bool(bounds["min"].as_py() >= 1 and bounds["max"].as_py() <= high)
+
+
+def _columns(events: list[_Plain], now: datetime, limits: Limits) -> pa.RecordBatch:
+    service = pa.array(list(map(_SERVICE, events)), pa.string())
+    message = pa.array(list(map(_MESSAGE, events)), pa.string())
+    level_idx = pc.index_in(pa.array(list(map(_LEVEL, events)), pa.string()), _SPELLINGS)
+    if level_idx.null_count or not _within(pc.utf8_length(message), limits.max_message_chars):
+        raise _Unusual
+    # A batch holds few distinct services: each is judged by the general rule itself.
+    max_service = limits.max_service_chars
+    for name in pc.unique(service).to_pylist():
+        if not 0 < len(name) <= max_service or name.isspace():
+            raise _Unusual
+    checker = Checker(limits, now)
+    timestamp = _timestamps(list(map(_TIMESTAMP, events)), checker)
+    meta = _metas(list(map(_META, events)), checker)
+    return pa.RecordBatch.from_arrays(
+        [timestamp, service, pc.take(_CANONICAL, level_idx), message, meta],
+        names=["timestamp", "service", "level", "message", "meta"],
+    )
+
+
+def _timestamps(values: list[str | None], checker: Checker) -> pa.Array:
+    """Return the event times (``now`` where absent); raise _Unusual on any rejected one."""
+    raw = pa.array(values, pa.string())
+    if raw.null_count == len(raw):
+        return pa.repeat(pa.scalar(checker.now_us, _TS), len(raw))
+    parsed: pa.Array | None = None
+    if pc.all(pc.match_substring_regex(raw, _ISO_UTC)).as_py():  # nulls aside
+        try:
+            parsed = raw.cast(_TS)
+        except pa.ArrowInvalid:  # e.g. 2026-02-30: let datetime word the error
+            parsed = None
+    if parsed is None:
+        us: list[int] = []
+        for value in values:
+            if value is None:
+                us.append(checker.now_us)
+                continue
+            moment, error = checker.timestamp(value)
+            if error:
+                raise _Unusual
+            us.append(moment)
+        return pa.array(us, pa.int64()).cast(_TS)
+    as_int = parsed.cast(pa.int64())
+    bounds = pc.min_max(as_int)
+    if bounds["min"].as_py() < checker.lo_us or bounds["max"].as_py() > checker.hi_us:
+        raise _Unusual
+    if parsed.null_count:
+        return pc.fill_null(as_int, checker.now_us).cast(_TS)
+    return parsed
+
+
+def _metas(values: list[msgspec.Raw], checker: Checker) -> pa.Array:
+    """Return the meta column (JSON text or null); raise _Unusual on any rejected meta."""
+    n = len(values)
+    limits = checker.limits
+    # The raw texts side by side in one buffer, as Arrow lays out a string column.
+    sizes = np.fromiter(map(len, values), dtype=np.int32, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    data = b"".join(values)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    starts = offsets[:-1]
+    first = np.zeros(n, dtype=np.uint8)
+    present = sizes > 0
+    first[present] = buf[starts[present]]
+    # Absent, or JSON null (the only 4-byte JSON value that starts with "n").
+    absent = ~present | ((sizes == 4) & (first == ord("n")))
+    if absent.all():
+        return pa.nulls(n, pa.string())
+    validity = pa.py_buffer(np.packbits(~absent, bitorder="little")) if absent.any() else None
+    column = pa.Array.from_buffers(
+        pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    column.validate(full=True)  # UTF-8, else ArrowInvalid: the general path words it
+    # Metas repeat within a batch: each distinct text is checked once.
+    distinct = pc.unique(column)
+    as_sent = _storable_as_sent(distinct, limits) if limits.max_meta_depth >= 1 else set()
+    if as_sent is None:
+        return column
+    # Some metas need the general rules (spaces, nesting, escapes): one by one.
+    out: list[str | None] = []
+    for text in column.to_pylist():
+        if text is None or text in as_sent:
+            out.append(text)
+            continue
+        meta_text, error = checker.meta(orjson.loads(text))
+        if error:
+            raise _Unusual
+        out.append(meta_text)
+    return pa.array(out, pa.string())
+
+
+def _storable_as_sent(distinct: pa.Array, limits: Limits) -> set[str] | None:
+    """Return the metas of ``distinct`` that are flat, compact and within ``max_meta_bytes``,
+    or None when they all are."""
+    if len(distinct) <= _FEW_METAS:
+        fullmatch = _flat_meta.fullmatch
+        texts = [text for text in distinct.to_pylist() if text is not None]
+        fine = {
+            text
+            for text in texts
+            if len(text.encode()) <= limits.max_meta_bytes and fullmatch(text)
+        }
+        return None if len(fine) == len(texts) else fine
+    matches = pc.and_(
+        pc.match_substring_regex(distinct, f"^{_FLAT_META}$"),
+        pc.less_equal(pc.binary_length(distinct), limits.max_meta_bytes),
+    )
+    if pc.all(matches).as_py():  # nulls aside
+        return None
+    return set(distinct.filter(matches).to_pylist())
