@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,14 @@ sys.path.insert(0, str(ROOT))
 
 from workbench.events import (  # noqa: E402
     Limits,
+    columns_to_ipc,
     events_to_ipc,
     parse_ndjson,
     records_to_table,
     to_us,
     validate_batch,
 )
+from workbench.events_arrow import decode_plain_batch, ndjson_array  # noqa: E402
 from workbench.ids import IdGenerator  # noqa: E402
 from workbench.lake.reader import scan  # noqa: E402
 from workbench.lake.writer import write_batch  # noqa: E402
@@ -260,19 +262,26 @@ def fixed_rate(
 
 
 def ndjson_bodies(batches: int, size: int) -> list[bytes]:
-    """Return ``batches`` NDJSON bodies of ``size`` events, every message distinct."""
+    """Return ``batches`` NDJSON bodies of ``size`` events, as a log shipper sends them.
+
+    Every event has its own message, a client timestamp (milliseconds, ``Z``) and
+    a meta whose values vary from event to event, so neither the messages nor
+    the metas repeat within a batch.
+    """
+    start = datetime.now(UTC)
     bodies = []
     for b in range(batches):
-        lines = [
-            orjson.dumps(
-                {
-                    **README_EVENT,
-                    "service": NDJSON_SERVICE,
-                    "message": f"Failed to authenticate user {b}-{i}",
-                }
-            )
-            for i in range(size)
-        ]
+        lines = []
+        for i in range(size):
+            at = start + timedelta(microseconds=(b * size + i) * 10)
+            event = {
+                "timestamp": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "service": NDJSON_SERVICE,
+                "level": ("info", "info", "warn", "error")[i % 4],
+                "message": f"Failed to authenticate user {b}-{i}",
+                "meta": {"userId": str(b * size + i), "ip": f"10.0.{b % 256}.{i % 256}"},
+            }
+            lines.append(orjson.dumps(event))
         bodies.append(b"\n".join(lines))
     return bodies
 
@@ -345,9 +354,10 @@ def in_process_ceiling(
 ) -> tuple[float, float]:
     """Return events per second and per CPU-second of parse + validate + Arrow + Parquet write.
 
-    The same steps as the server's, minus HTTP and the WAL: each body becomes one
-    Arrow record (``events_to_ipc``, as the ingestor frames a batch), and the
-    records of ``per_file`` bodies one table and one Parquet file, as a flush does.
+    The same steps as the server's, minus HTTP and the WAL: each body takes the
+    Arrow lane (``decode_plain_batch``, the general path when it declines) and
+    becomes one Arrow record as the ingestor frames it, and the records of
+    ``per_file`` bodies one table and one Parquet file, as a flush does.
     """
     limits = Limits()
     ids = IdGenerator()
@@ -358,11 +368,21 @@ def in_process_ceiling(
         records = []
         for body in bodies[start : start + per_file]:
             now = datetime.now(UTC)
-            result = validate_batch(parse_ndjson(body), now=now, limits=limits)
             now_us = to_us(now)
-            new = ids.new_ids(len(result.accepted), now_us // 1000)
-            records.append(events_to_ipc(result.accepted, new, now_us))
-            events += len(result.accepted)
+            framed = ndjson_array(body)
+            columns = None
+            if framed is not None:
+                columns = decode_plain_batch(framed[0], lines=framed[1], now=now, limits=limits)
+            if columns is not None:
+                n = columns.num_rows
+                records.append(columns_to_ipc(columns, ids.new_id_array(n, now_us // 1000), now_us))
+            else:
+                result = validate_batch(parse_ndjson(body), now=now, limits=limits)
+                n = len(result.accepted)
+                records.append(
+                    events_to_ipc(result.accepted, ids.new_ids(n, now_us // 1000), now_us)
+                )
+            events += n
         write_batch(records_to_table(records), lake_url=lake_url, name=f"bench-{start:06d}")
     return events / (time.perf_counter() - t0), events / (time.process_time() - c0)
 
@@ -371,7 +391,7 @@ def main() -> None:
     """Run every measurement and print (and optionally record) the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk/rate run")
-    parser.add_argument("--batches", type=int, default=300, help="NDJSON batches of 1,000")
+    parser.add_argument("--batches", type=int, default=2000, help="NDJSON batches of 1,000")
     parser.add_argument("--rate", type=int, default=2000, help="fixed offered rate, req/s")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
@@ -437,7 +457,8 @@ def main() -> None:
             f"{load_start} at the start, {load} at the end (1/5/15 min; the machine is "
             "shared with other engineers' jobs, so figures vary between runs).",
             "",
-            "Command: `.venv/bin/python bench/bench_ingest.py --write-docs`",
+            "Command: `.venv/bin/python bench/bench_ingest.py --write-docs` "
+            "(`scripts/bootstrap --bench` installs wrk)",
             f"(wrk run inside: `{wrk_cmd}` with a Lua script that POSTs the README event).",
             "",
             "| workers | single-event POST req/s (per server CPU-s), wrk 32 conns | p50 / p99 ms "
@@ -457,9 +478,11 @@ def main() -> None:
             f"`_post_all`) post {args.batches} batches of 1,000 events; the clock stops "
             "when the lake holds every event in committed Parquet files (counted; no "
             "duplicates), so it includes up to one flush interval (1 s) after the last 202.",
-            "- In-process ceiling: `parse_ndjson` + `validate_batch` + ids + `events_to_ipc` "
-            "(the ingestor's WAL record of a batch) + `records_to_table` + `write_batch` of the "
-            "same bodies, 100 batches per file, in one thread: no HTTP and no WAL. The ratio "
+            "- In-process ceiling: the server's steps without HTTP and the WAL, in one thread: "
+            "`ndjson_array` + `decode_plain_batch` (the Arrow lane; `parse_ndjson` + "
+            "`validate_batch` where it declines) + ids + `columns_to_ipc` (the ingestor's WAL "
+            "record of a batch) + `records_to_table` + `write_batch` of the same bodies, 100 "
+            "batches per file. The ratio "
             "column is end to end over ceiling; per CPU-s it says how much the server spends "
             "beyond the ceiling's work (HTTP, WAL, fsync, threads), wall clock it also counts "
             "the flush interval and the load generator's share of the 2 cores.",
