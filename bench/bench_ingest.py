@@ -48,12 +48,13 @@ from workbench.events import (  # noqa: E402
     Limits,
     columns_to_ipc,
     events_to_ipc,
-    parse_ndjson,
+    ndjson_lines,
+    parse_lines,
     records_to_table,
     to_us,
     validate_batch,
 )
-from workbench.events_arrow import decode_plain_batch, ndjson_array  # noqa: E402
+from workbench.events_arrow import decode_plain_lines  # noqa: E402
 from workbench.ids import IdGenerator  # noqa: E402
 from workbench.lake.reader import scan  # noqa: E402
 from workbench.lake.writer import write_batch  # noqa: E402
@@ -355,7 +356,7 @@ def in_process_ceiling(
     """Return events per second and per CPU-second of parse + validate + Arrow + Parquet write.
 
     The same steps as the server's, minus HTTP and the WAL: each body takes the
-    Arrow lane (``decode_plain_batch``, the general path when it declines) and
+    Arrow lane (``decode_plain_lines``, the general path when it declines) and
     becomes one Arrow record as the ingestor frames it, and the records of
     ``per_file`` bodies one table and one Parquet file, as a flush does.
     """
@@ -369,15 +370,13 @@ def in_process_ceiling(
         for body in bodies[start : start + per_file]:
             now = datetime.now(UTC)
             now_us = to_us(now)
-            framed = ndjson_array(body)
-            columns = None
-            if framed is not None:
-                columns = decode_plain_batch(framed[0], lines=framed[1], now=now, limits=limits)
+            lines = ndjson_lines(body)
+            columns = decode_plain_lines(lines, now=now, limits=limits)
             if columns is not None:
                 n = columns.num_rows
                 records.append(columns_to_ipc(columns, ids.new_id_array(n, now_us // 1000), now_us))
             else:
-                result = validate_batch(parse_ndjson(body), now=now, limits=limits)
+                result = validate_batch(parse_lines(lines), now=now, limits=limits)
                 n = len(result.accepted)
                 records.append(
                     events_to_ipc(result.accepted, ids.new_ids(n, now_us // 1000), now_us)
@@ -477,9 +476,10 @@ def main() -> None:
             "- NDJSON end to end: 4 keep-alive connections (raw HTTP/1.1 on uvloop, "
             f"`_post_all`) post {args.batches} batches of 1,000 events; the clock stops "
             "when the lake holds every event in committed Parquet files (counted; no "
-            "duplicates), so it includes up to one flush interval (1 s) after the last 202.",
+            "duplicates), so it includes the last flush after the last 202 (started as soon "
+            "as the backlog is idle, for 10,000 events or more).",
             "- In-process ceiling: the server's steps without HTTP and the WAL, in one thread: "
-            "`ndjson_array` + `decode_plain_batch` (the Arrow lane; `parse_ndjson` + "
+            "`ndjson_lines` + `decode_plain_lines` (the Arrow lane; `parse_lines` + "
             "`validate_batch` where it declines) + ids + `columns_to_ipc` (the ingestor's WAL "
             "record of a batch) + `records_to_table` + `write_batch` of the same bodies, 100 "
             "batches per file. The ratio "

@@ -207,6 +207,14 @@ def test_ndjson_bad_line_is_an_item_and_blank_lines_are_skipped() -> None:
     assert result.rejected[1][0] == 1 and "not valid JSON" in result.rejected[1][1]["body"][0]
 
 
+def test_ndjson_lines_are_parsed_one_by_one() -> None:
+    # Joined into one array, a value running over a line break and two values on
+    # one line made up for each other: three broken lines came out as three events.
+    event = b'{"service":"a","level":"info","message":"m"}'
+    items = parse_ndjson(event[:-2] + b'\ny"}\n' + event + b"," + event)
+    assert len(items) == 3 and all(isinstance(item, NotJson) for item in items)
+
+
 def test_invalid_json_body_is_a_validation_error() -> None:
     with pytest.raises(ValidationError) as info:
         parse_json(b"{nope")

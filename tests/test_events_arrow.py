@@ -1,6 +1,6 @@
 """The Arrow fast lane (``workbench.events_arrow``) against the general path it stands in for.
 
-Property: whenever :func:`decode_plain_batch` answers (instead of handing the
+Property: whenever :func:`decode_plain_lines` or :func:`decode_plain_array` answers (instead of handing the
 batch to the general path), the general path rejects nothing in that batch and
 accepts exactly the same events with exactly the same stored values (event time,
 service, level, message, meta text), in the same order.
@@ -17,8 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.events import Event, Limits, parse_json, parse_ndjson, validate_batch
-from workbench.events_arrow import decode_plain_batch, ndjson_array
+from workbench.events import (
+    Event,
+    Limits,
+    ndjson_lines,
+    parse_json,
+    parse_ndjson,
+    validate_batch,
+)
+from workbench.events_arrow import decode_plain_array, decode_plain_lines
 from workbench.ids import IdGenerator
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -41,12 +48,8 @@ def _rows(columns: pa.RecordBatch) -> list[Event]:
 
 
 def _both_ndjson(body: bytes, limits: Limits) -> tuple[pa.RecordBatch | None, Any]:
-    framed = ndjson_array(body)
-    fast = (
-        None
-        if framed is None
-        else decode_plain_batch(framed[0], lines=framed[1], now=NOW, limits=limits)
-    )
+    lines = ndjson_lines(body)
+    fast = decode_plain_lines(lines, now=NOW, limits=limits)
     items = parse_ndjson(body)
     general = validate_batch(items, now=NOW, limits=limits) if items else None
     return fast, general
@@ -160,7 +163,7 @@ def test_fast_lane_answers_only_what_the_general_path_accepts_whole(
     fast, general = _both_ndjson(body, limits)
     _assert_same(fast, general)
     array = b"[" + b",".join(dumps(i).encode() for i in items) + b"]"
-    fast = decode_plain_batch(array, lines=None, now=NOW, limits=limits)
+    fast = decode_plain_array(array, now=NOW, limits=limits)
     parsed = parse_json(array)
     assert isinstance(parsed, list)
     _assert_same(fast, validate_batch(parsed, now=NOW, limits=limits))
@@ -195,13 +198,12 @@ def test_plain_batches_take_the_fast_lane(events: list[dict[str, Any]]) -> None:
     _assert_same(fast, general)
 
 
+_E = b'{"service":"a","level":"info","message":"m"}'
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
-        (
-            b'{"service":"a","level":"info","message":"m"}\n\n{"service":"a","level":"info","message":"m"}',
-            "blank line inside",
-        ),
         (
             b'{"service":"a","level":"info","message":"m"},{"service":"a","level":"info","message":"m"}',
             "two events on one line",
@@ -220,6 +222,14 @@ def test_plain_batches_take_the_fast_lane(events: list[dict[str, Any]]) -> None:
             "a line cut short",
         ),
         (b'{"service":"\\ud800","level":"info","message":"m"}', "a lone surrogate"),
+        (
+            _E[:-2] + b'\ny"}\n' + _E + b"," + _E,
+            "a string over a line break, made up for by two events on one line",
+        ),
+        (
+            _E[:-1] + b',"meta":{"x":[1\n2]}}\n' + _E + b"," + _E,
+            "an array over a line break, made up for by two events on one line",
+        ),
         (b'{"service":"a","level":"info","message":"\xff"}', "bytes that are not UTF-8"),
     ],
 )
@@ -269,3 +279,22 @@ def test_id_array_matches_the_ids_one_by_one_across_the_sequence_wrap() -> None:
     got += many.new_id_array(3, 1_764_000_000_001).to_pylist()
     assert got == expected
     assert len(set(got)) == 8
+
+
+@pytest.mark.parametrize(
+    ("stamps", "same_shape"),
+    [
+        (["2026-11-26T11:00:00Z", "2026-11-26T12:30:59Z"], True),
+        (["2026-11-26T11:00:00.123+02:00", "2025-01-01T00:00:00.999+05:30"], True),
+        (["2026-11-26T11:00:00Z", "2026-11-26T11:00:00+00:00"], False),  # shapes differ
+        (["2026-11-26T11:00:00Z", "2026-11-26T11:00:0xZ"], False),  # a letter for a digit
+        (["2026-11-26T11:00:00Z", "2026-11-26 11:00:00Z"], False),  # another separator
+        (["2026-11-26T11:00:00Z", "2026-11-26T11:00:0Z", "2026-11-26T11:00:000Z"], False),
+        (["2026-11-26T11:00:00", "2026-11-26T11:00:01"], False),  # no offset: not the form
+        (["2026-11-26T11:00:00Z", "2026-11-26T11:00:0éZ"], False),  # same length in characters
+    ],
+)
+def test_timestamps_of_one_shape_are_checked_at_once(stamps: list[str], same_shape: bool) -> None:
+    from workbench.events_arrow import _one_iso_shape
+
+    assert _one_iso_shape(pa.array(stamps, pa.string())) is same_shape

@@ -336,25 +336,32 @@ def parse_json(body: bytes) -> object:
         raise ValidationError("Invalid JSON body", {"body": [f"not valid JSON: {exc}"]}) from exc
 
 
+def ndjson_lines(body: bytes) -> list[bytes]:
+    """Return the non-blank lines of an NDJSON body; item indexes count them from 0."""
+    # bytes.isspace() is bytes.strip()'s notion of blank, without copying the line.
+    return [line for line in body.split(b"\n") if line and not line.isspace()]
+
+
 def parse_ndjson(body: bytes) -> list[object]:
     """Return the items of an NDJSON body, one per non-blank line; bad lines become NotJson.
 
     Item indexes count non-blank lines from 0, so they match the array form.
     """
-    # bytes.isspace() is bytes.strip()'s notion of blank, without copying the line.
-    lines = [line for line in body.split(b"\n") if line and not line.isspace()]
-    # One C-level parse of the whole batch is several times faster than a loads()
-    # per line; only when some line is broken do we fall back to line by line.
-    try:
-        joined = orjson.loads(b"[%b]" % b",".join(lines))
-        if type(joined) is list and len(joined) == len(lines):
-            return joined
-    except orjson.JSONDecodeError:
-        pass
+    return parse_lines(ndjson_lines(body))
+
+
+def parse_lines(lines: Sequence[bytes]) -> list[object]:
+    """Return the JSON value of each line (see :func:`ndjson_lines`), NotJson where it has none.
+
+    Each line is parsed on its own: parsing them joined into one array costs
+    about the same, and a value running over a line break could then make up
+    for a line holding two values.
+    """
     items: list[object] = []
+    loads = orjson.loads
     for line in lines:
         try:
-            items.append(orjson.loads(line))
+            items.append(loads(line))
         except orjson.JSONDecodeError as exc:
             items.append(NotJson(str(exc)))
     return items

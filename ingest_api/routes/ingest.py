@@ -21,12 +21,13 @@ from workbench.errors import ValidationError
 from workbench.events import (
     Limits,
     check_body_size,
+    ndjson_lines,
     parse_json,
-    parse_ndjson,
+    parse_lines,
     validate_batch,
     validate_event,
 )
-from workbench.events_arrow import decode_plain_batch, ndjson_array
+from workbench.events_arrow import decode_plain_array, decode_plain_lines
 from workbench.lake.ingestor import Ingestor
 
 
@@ -116,17 +117,19 @@ async def ingest_logs(request: Request) -> Response:
     now = ingestor.clock()
     content_type = request.headers.get("content-type", "")
     ndjson = content_type.startswith(_NDJSON_TYPES)
+    lines = ndjson_lines(body) if ndjson else []
     # The fast lane: a batch of plain events goes straight into Arrow columns;
     # anything unusual (including every rejection) takes the general path below.
-    framed = ndjson_array(body) if ndjson else (body, None) if body[:1] == b"[" else None
-    if framed is not None:
-        columns = decode_plain_batch(framed[0], lines=framed[1], now=now, limits=limits)
-        if columns is not None:
-            request.state.ingested_events = columns.num_rows
-            accepted = await ingestor.accept_columns(columns, now)
-            return _json({"status": "queued", "accepted": accepted, "rejected": []}, 202)
     if ndjson:
-        items = parse_ndjson(body)
+        columns = decode_plain_lines(lines, now=now, limits=limits)
+    else:
+        columns = decode_plain_array(body, now=now, limits=limits) if body[:1] == b"[" else None
+    if columns is not None:
+        request.state.ingested_events = columns.num_rows
+        accepted = await ingestor.accept_columns(columns, now)
+        return _json({"status": "queued", "accepted": accepted, "rejected": []}, 202)
+    if ndjson:
+        items = parse_lines(lines)
     else:
         parsed = parse_json(body)
         if type(parsed) is dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +12,7 @@ import pytest
 from tests.lake.conftest import NOW, make_events
 from workbench.config import Settings
 from workbench.errors import Overloaded
+from workbench.lake import ingestor as ingestor_module
 from workbench.lake.ingestor import Ingestor, flush_segment
 from workbench.lake.reader import scan
 from workbench.lake.wal import WalFolder, WriteAheadLog, encode_record, read_records
@@ -127,6 +129,28 @@ def test_background_flusher_writes_within_the_interval(settings: Settings) -> No
     assert ing.flushed_events == 4
     assert _lake(settings).height == 4
     ing.stop()
+
+
+def test_a_large_idle_backlog_is_flushed_without_waiting_for_the_interval(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The end of a burst becomes queryable at once; a trickle waits for the interval.
+    monkeypatch.setattr(ingestor_module, "_IDLE_FLUSH_EVENTS", 20)
+    ing = Ingestor(settings.model_copy(update={"flush_interval_s": 30}), clock=lambda: NOW)
+    ing.start()
+    try:
+        time.sleep(0.3)  # the flusher's first round (orphans, an empty flush) is over
+        ing.accept_sync(make_events(5), NOW)
+        time.sleep(0.5)
+        assert ing.flushed_events == 0  # under the idle threshold: waits for the interval
+        ing.accept_sync(make_events(20), NOW)
+        deadline = time.monotonic() + 10
+        while ing.flushed_events < 25 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ing.flushed_events == 25  # long before the 30 s interval
+        assert _lake(settings).height == 25
+    finally:
+        ing.stop()
 
 
 def test_large_batches_travel_as_arrow_and_replay_identically(

@@ -56,6 +56,12 @@ log = logging.getLogger(__name__)
 
 _ORPHAN_SCAN_S = 5.0
 _LAKE_STATS_S = 5.0
+# A backlog of at least this many events that no request has added to for
+# _IDLE_S is flushed at once instead of at the next interval: the end of a burst
+# becomes queryable within about a tenth of a second. Smaller backlogs (a trickle
+# of events) wait for the interval, so they do not turn into one file each.
+_IDLE_FLUSH_EVENTS = 10_000
+_IDLE_S = 0.05
 # Requests with at least this many events go to the WAL as Arrow IPC, smaller ones as JSON.
 _IPC_MIN_EVENTS = 16
 
@@ -119,6 +125,7 @@ class Ingestor:
         self._pending: list[tuple[bytes, int, asyncio.Future[None]]] = []
         self._pending_bytes = 0
         self._commit_task: asyncio.Task[None] | None = None
+        self._last_append = 0.0  # time.monotonic() of the last WAL group written
         self.last_flush_at: datetime | None = None
         self.flushed_events = 0
         self.replayed_events = 0
@@ -187,7 +194,7 @@ class Ingestor:
     async def accept_columns(self, columns: pa.RecordBatch, now: datetime) -> int:
         """Return how many events of ``columns`` were fsynced in the WAL (group commit).
 
-        ``columns`` are accepted events as :func:`workbench.events_arrow.decode_plain_batch`
+        ``columns`` are accepted events as :func:`workbench.events_arrow.decode_plain_lines`
         returns them; ids are issued here, as for :meth:`accept`.
         """
         n = columns.num_rows
@@ -231,6 +238,7 @@ class Ingestor:
                         if not fut.done():
                             fut.set_exception(error)
                     continue
+                self._last_append = time.monotonic()
                 for _, _, fut in group:
                     if not fut.done():
                         fut.set_result(None)
@@ -245,7 +253,9 @@ class Ingestor:
             return []
         record, ids = self._record(events, now)
         self._check_backlog(len(record))
-        if self._require_wal().append_group([record], len(events)):
+        rotated = self._require_wal().append_group([record], len(events))
+        self._last_append = time.monotonic()
+        if rotated:
             self._wake.set()
         return ids
 
@@ -288,6 +298,7 @@ class Ingestor:
         interval = self.settings.flush_interval_s
         while True:
             stopping = self._stopping.is_set()
+            failed = False
             try:
                 if time.monotonic() >= self._next_orphan_scan:
                     self.adopt_orphans()
@@ -301,8 +312,25 @@ class Ingestor:
             except Exception:
                 # Keep the segments: the next round (or a restart) retries them.
                 log.exception("lake flush failed; will retry")
-            self._wake.wait(timeout=interval)
+                failed = True
+            self._wait_for_work(interval, idle_flush=not failed)
             self._wake.clear()
+
+    def _wait_for_work(self, interval: float, *, idle_flush: bool) -> None:
+        """Return after ``interval``, when woken (rotation, stop), or (with ``idle_flush``)
+        once a backlog of ``_IDLE_FLUSH_EVENTS`` has had no new events for ``_IDLE_S``."""
+        deadline = time.monotonic() + interval
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._wake.wait(timeout=min(remaining, _IDLE_S)):
+                return
+            wal = self._wal
+            if (
+                idle_flush
+                and wal is not None
+                and wal.backlog()[0] >= _IDLE_FLUSH_EVENTS
+                and time.monotonic() - self._last_append >= _IDLE_S
+            ):
+                return
 
     # -- health -------------------------------------------------------------
 
