@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import json_values
 from workbench.events import (
     Event,
     Limits,
@@ -66,13 +67,7 @@ def _assert_same(fast: pa.RecordBatch | None, general: Any) -> None:
 _ints = st.integers(min_value=-(10**20), max_value=10**20)
 _floats = st.floats(allow_nan=False, allow_infinity=False)
 _scalars = st.none() | st.booleans() | _ints | _floats | st.text(max_size=8)
-_nested = st.recursive(
-    _scalars,
-    lambda kids: (
-        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids, max_size=3)
-    ),
-    max_leaves=8,
-)
+_nested = json_values(_scalars, max_size=3, key_size=4, max_leaves=8)
 _flat_meta = st.dictionaries(
     st.text(max_size=6),
     st.none() | st.booleans() | st.integers(0, 10**19) | st.text(max_size=10),

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from ingest_api import lifecycle
 from ingest_api.routes import ingest
+from tests.strategies import json_values
 from tests.test_events import BAD_EVENTS
 from workbench.config import Settings
 from workbench.errors import ValidationError
@@ -264,13 +265,7 @@ def test_ndjson_items_are_judged_exactly_as_single_events(
 
 
 _scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12)
-_values = st.recursive(
-    _scalars,
-    lambda kids: (
-        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids, max_size=3)
-    ),
-    max_leaves=12,
-)
+_values = json_values(_scalars, max_size=3, key_size=4, max_leaves=12)
 _items = st.one_of(
     _values,
     st.fixed_dictionaries(

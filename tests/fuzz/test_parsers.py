@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest_api.app import create_app
+from tests import strategies
 from workbench.config import Settings
 from workbench.errors import ValidationError
 from workbench.events import Limits, parse_json, parse_ndjson, validate_batch, validate_event
@@ -30,13 +31,7 @@ LIMITS = Limits()
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
-json_values = st.recursive(
-    json_scalars,
-    lambda kids: (
-        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4)
-    ),
-    max_leaves=20,
-)
+json_values = strategies.json_values(json_scalars, max_size=4, key_size=10, max_leaves=20)
 timestamps = st.one_of(
     st.text(max_size=40),
     st.integers(),
