@@ -53,6 +53,7 @@ BODY_METHODS: frozenset[str] = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EVENTS_STATE_KEY = "ingested_events"
 KEY_STATE_KEY = "api_key"
 _REALM = 'Bearer realm="workbench"'
+RATE_LIMIT_FILE = "ratelimit.buckets"
 
 
 def required_scope(method: str, path: str) -> str | None:
@@ -248,8 +249,12 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     # On app.state so tests (and an admin endpoint, one day) can reach them.
     app.state.key_cache = KeyCache(get_engine(settings.database_url))  # connects on first use
+    # Buckets in a file of the data directory: every worker and every server on
+    # it draws from the same bucket per key.
     app.state.ingest_limiter = IngestRateLimiter(
-        rate=settings.ingest_rate_per_key, burst=settings.ingest_burst_per_key
+        rate=settings.ingest_rate_per_key,
+        burst=settings.ingest_burst_per_key,
+        path=settings.data_dir / RATE_LIMIT_FILE,
     )
     app.add_middleware(
         ApiKeyMiddleware,

@@ -38,3 +38,6 @@ async def running(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     finally:
         # The final flush writes Parquet: keep it off the event loop.
         await asyncio.to_thread(ingestor.stop)
+        limiter = getattr(app.state, "ingest_limiter", None)
+        if limiter is not None:
+            limiter.close()

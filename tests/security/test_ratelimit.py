@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from ingest_api.app import create_app
+from tests.lake.conftest import free_port
 from tests.security.conftest import MakeKey
 from workbench.config import Settings
 from workbench.errors import RateLimited
@@ -102,7 +110,8 @@ def test_http_bucket_refills(settings: Settings, engine: Engine, make_key: MakeK
         import time
 
         time.sleep(0.1)  # 20 events/s: one event back after 50 ms
-        assert limiter.available(next(iter(limiter._buckets))) >= 1
+        key_id = client.app.state.key_cache.grant(token).key_id  # type: ignore[attr-defined]
+        assert limiter.available(key_id) >= 1
         assert client.post("/api/logs", json=EVENT, headers=headers).status_code == 202
 
 
@@ -128,5 +137,87 @@ def test_counts_events_when_the_route_reports_them(
         r = client.post("/api/logs", json=[EVENT] * 5, headers={"X-API-Key": token})
         assert r.status_code == 202
         limiter = client.app.state.ingest_limiter  # type: ignore[attr-defined]
-        left = limiter.available(next(iter(limiter._buckets)))
+        key_id = client.app.state.key_cache.grant(token).key_id  # type: ignore[attr-defined]
+        left = limiter.available(key_id)
     assert left == pytest.approx(5, abs=0.1)
+
+
+def test_limiters_on_one_file_share_each_keys_bucket(tmp_path: Path) -> None:
+    # What two worker processes do: open the same bucket file.
+    clock = FakeClock()
+    one = IngestRateLimiter(rate=1, burst=5, clock=clock, path=tmp_path / "buckets")
+    other = IngestRateLimiter(rate=1, burst=5, clock=clock, path=tmp_path / "buckets")
+    key = uuid.uuid4()
+    one.charge(key, 4)
+    assert other.available(key) == 1
+    other.charge(key, 1)
+    with pytest.raises(RateLimited):
+        one.admit(key)
+    clock.t += 2
+    assert one.available(key) == pytest.approx(2)
+    assert other.available("another key") == 5
+    one.close()
+    other.close()
+
+
+def test_a_full_bucket_file_refuses_new_keys_rather_than_sharing(tmp_path: Path) -> None:
+    from workbench.security.ratelimit import SharedBuckets, TokenBucket
+
+    shared = SharedBuckets(tmp_path / "buckets", slots=2)
+    fresh = TokenBucket(1, 1, 1, 0.0)
+    for key in (b"a" * 16, b"b" * 16):
+        shared.update(key, fresh, lambda bucket: bucket.tokens)
+    with pytest.raises(RateLimited, match="table is full"):
+        shared.update(b"c" * 16, fresh, lambda bucket: bucket.tokens)
+    shared.close()
+
+
+@pytest.mark.slow
+def test_workers_of_one_server_share_each_keys_bucket(
+    settings: Settings, engine: Engine, make_key: MakeKey
+) -> None:
+    """``workbench serve --workers 2``: a key gets its burst once, not once per worker."""
+    token = make_key("ingest")
+    port = free_port()
+    env = {
+        **os.environ,
+        "WORKBENCH_DATA_DIR": str(settings.data_dir),
+        "WORKBENCH_INGEST_RATE_PER_KEY": "0.001",
+        "WORKBENCH_INGEST_BURST_PER_KEY": "20",
+    }
+    env.pop("WORKBENCH_DATABASE_URL", None)
+    log = settings.data_dir.parent / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, log.read_text(errors="replace")
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+            # A new connection per request: the kernel spreads them over both workers.
+            codes = [
+                httpx.post(
+                    f"{url}/api/logs", json=EVENT, headers={"X-API-Key": token}, timeout=10
+                ).status_code
+                for _ in range(60)
+            ]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert codes.count(202) == 20 and codes.count(429) == 40, codes
