@@ -49,21 +49,30 @@ def ingestor(settings: Settings) -> Iterator[Ingestor]:
 class Server:
     """A real ``workbench serve`` subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, *, flush_interval_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        flush_interval_s: float = 0.2,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {
+        full_env = {
             **os.environ,
             "WORKBENCH_DATA_DIR": str(data_dir),
             "WORKBENCH_FLUSH_INTERVAL_SECONDS": str(flush_interval_s),
+            **(env or {}),
         }
         # A file, not a pipe: a chatty server must never block on a full pipe.
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        command = [sys.executable, "-m", "workbench", "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench", "serve", "--port", str(self.port)],
-            env=env,
+            [*command, "--workers", str(workers)] if workers > 1 else command,
+            env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

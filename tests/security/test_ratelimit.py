@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from ingest_api.app import create_app
-from tests.lake.conftest import free_port
+from tests.lake.conftest import Server
 from tests.security.conftest import MakeKey
 from workbench.config import Settings
 from workbench.errors import RateLimited
@@ -178,46 +173,16 @@ def test_workers_of_one_server_share_each_keys_bucket(
 ) -> None:
     """``workbench serve --workers 2``: a key gets its burst once, not once per worker."""
     token = make_key("ingest")
-    port = free_port()
-    env = {
-        **os.environ,
-        "WORKBENCH_DATA_DIR": str(settings.data_dir),
-        "WORKBENCH_INGEST_RATE_PER_KEY": "0.001",
-        "WORKBENCH_INGEST_BURST_PER_KEY": "20",
-    }
-    env.pop("WORKBENCH_DATABASE_URL", None)
-    log = settings.data_dir.parent / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench", "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log.read_text(errors="replace")
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-            # A new connection per request: the kernel spreads them over both workers.
-            codes = [
-                httpx.post(
-                    f"{url}/api/logs", json=EVENT, headers={"X-API-Key": token}, timeout=10
-                ).status_code
-                for _ in range(60)
-            ]
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    limits = {"WORKBENCH_INGEST_RATE_PER_KEY": "0.001", "WORKBENCH_INGEST_BURST_PER_KEY": "20"}
+    server = Server(settings.data_dir, workers=2, env=limits)
+    try:
+        # A new connection per request: the kernel spreads them over both workers.
+        codes = [
+            httpx.post(
+                f"{server.url}/api/logs", json=EVENT, headers={"X-API-Key": token}, timeout=10
+            ).status_code
+            for _ in range(60)
+        ]
+    finally:
+        server.stop()
     assert codes.count(202) == 20 and codes.count(429) == 40, codes
