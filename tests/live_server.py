@@ -1,7 +1,8 @@
 """A real ``workbench serve`` subprocess on a loopback port, for tests that talk HTTP to it.
 
-Used by the OTLP and logging-handler tests; the server can be killed and started
-again on the same port and data directory (the handler must ride that out).
+Used by the crash, OTLP, logging-handler and rate-limit tests; the server can be
+killed and started again on the same port and data directory (the WAL replay and
+the handler must ride that out).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,42 +27,61 @@ def free_port() -> int:
         return port
 
 
-class LiveServer:
-    """``workbench serve`` on 127.0.0.1:``port`` over ``data_dir`` (flushing every 0.2 s)."""
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """Ask ``proc`` to stop (SIGTERM) and wait for it; SIGKILL it if it takes over ``timeout``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+
+class LiveServer:
+    """``workbench serve`` on 127.0.0.1:``port`` over ``data_dir``.
+
+    It flushes every ``flush_interval_s`` and runs ``workers`` processes; ``env``
+    adds settings. Output goes to ``log_path`` (a file, not a pipe: a chatty
+    server must never block on a full pipe).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        flush_interval_s: float = 0.2,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._env = {
+            **os.environ,
+            "WORKBENCH_DATA_DIR": str(data_dir),
+            "WORKBENCH_FLUSH_INTERVAL_SECONDS": str(flush_interval_s),
+            **(env or {}),
+        }
+        self._command = [sys.executable, "-m", "workbench", "serve", "--host", "127.0.0.1"]
+        self._command += ["--port", str(self.port)]
+        if workers > 1:
+            self._command += ["--workers", str(workers)]
 
     def start(self, timeout: float = 30.0) -> LiveServer:
         """Start the server and return once ``/health`` answers."""
-        env = {
-            **os.environ,
-            "WORKBENCH_DATA_DIR": str(self.data_dir),
-            "WORKBENCH_FLUSH_INTERVAL_SECONDS": "0.2",
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workbench",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self._command, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise AssertionError(f"server exited {self.proc.returncode}: {err}")
+                log_text = self.log_path.read_text(errors="replace")
+                raise AssertionError(f"server exited {self.proc.returncode}: {log_text}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self
@@ -70,23 +91,18 @@ class LiveServer:
         self.kill()
         raise AssertionError("server did not become ready")
 
+    def health(self) -> dict[str, Any]:
+        """Return the server's ``/health`` body."""
+        result: dict[str, Any] = httpx.get(f"{self.url}/health", timeout=5).json()
+        return result
+
     def kill(self) -> None:
-        """Kill the server with SIGKILL (its WAL is replayed by the next start)."""
+        """Kill the server with SIGKILL (no flush: its WAL is replayed by the next start)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
-        self._close()
 
     def stop(self) -> None:
         """Stop the server gracefully (SIGTERM: it flushes to the lake), killing it if it hangs."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._close()
-
-    def _close(self) -> None:
-        if self.proc is not None and self.proc.stderr:
-            self.proc.stderr.close()
+        if self.proc is not None:
+            stop_process(self.proc)

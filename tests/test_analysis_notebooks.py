@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from ingest_api.app import create_app
-from tests.live_server import free_port
+from tests.live_server import free_port, stop_process
 from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, init_db
 from workbench.cli.analyst import investigate_command
@@ -188,9 +187,4 @@ def test_lab_command_starts_jupyterlab_on_loopback(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert "python3" in specs.get("kernelspecs", {}), specs
     finally:
-        proc.send_signal(signal.SIGTERM)  # exec'd: this PID is jupyter-lab itself
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=20)  # exec'd: this PID is jupyter-lab itself

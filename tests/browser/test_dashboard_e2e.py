@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.dashboard.seed import Seeded, seed_catalog
+from tests.live_server import stop_process
 from workbench.catalog.db import dispose_engine, get_engine, session_scope
 from workbench.catalog.models import (
     AlertIncident,
@@ -91,11 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
         _wait_until_up(port, proc)
         yield f"http://127.0.0.1:{port}", settings, world
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=15)
         log.close()
         dispose_engine(settings.database_url)
         TIMINGS.parent.mkdir(parents=True, exist_ok=True)

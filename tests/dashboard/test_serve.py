@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from tornado.web import RedirectHandler
 
+from tests.live_server import stop_process
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.dashboard.nav import PAGES
@@ -174,9 +175,4 @@ def test_voila_with_a_token_refuses_requests_without_it(settings: Settings) -> N
         )
         assert by_header.status_code == 200
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)

@@ -228,6 +228,23 @@ def _gone(procs: list[psutil.Process]) -> bool:
     return not alive
 
 
+def _kill_9(
+    up: Up, name: str, proc: psutil.Process, phases: dict[str, float], label: str = ""
+) -> float:
+    """SIGKILL ``proc``, the part ``name`` of ``up``; return the time of the kill once the
+    supervisor has started its successor (recorded in ``phases`` as "<label> respawned")."""
+    proc.send_signal(signal.SIGKILL)
+    t_kill = time.monotonic()
+    label = label or name
+    wait_until(
+        f"{label} restarted",
+        lambda: up.child_pid(name) not in (None, proc.pid),
+        RECOVERY_BOUND_S,
+    )
+    phases[f"{label} respawned"] = time.monotonic() - t_kill
+    return t_kill
+
+
 def test_kill_9_each_part_under_load_is_restarted_and_loses_nothing(up: Up) -> None:
     """Injects: SIGKILL of ``serve``, then of ``scheduler`` mid-tick, then of the dashboard,
     while a client posts batches of 20 events non-stop.
@@ -252,15 +269,7 @@ def test_kill_9_each_part_under_load_is_restarted_and_loses_nothing(up: Up) -> N
         wait_until("load accepted", lambda: len(load.accepted) > 200, 20)
 
         # 1. serve: the WAL of the killed process is replayed by its successor.
-        old = up.child("serve")
-        old.send_signal(signal.SIGKILL)
-        t_kill = time.monotonic()
-        wait_until(
-            "serve restarted",
-            lambda: up.child_pid("serve") not in (None, old.pid),
-            RECOVERY_BOUND_S,
-        )
-        phases["serve respawned"] = time.monotonic() - t_kill
+        t_kill = _kill_9(up, "serve", up.child("serve"), phases)
         wait_until(
             "API healthy again",
             lambda: httpx.get(f"{up.api}/health", timeout=2).status_code == 200,
@@ -276,14 +285,7 @@ def test_kill_9_each_part_under_load_is_restarted_and_loses_nothing(up: Up) -> N
         sched = up.child("scheduler")
         wait_until("scheduler mid-tick", lambda: bool(sched.children()), 20, every=0.05)
         kernels = sched.children(recursive=True)
-        sched.send_signal(signal.SIGKILL)
-        t_kill = time.monotonic()
-        wait_until(
-            "scheduler restarted",
-            lambda: up.child_pid("scheduler") not in (None, sched.pid),
-            RECOVERY_BOUND_S,
-        )
-        phases["scheduler respawned"] = time.monotonic() - t_kill
+        t_kill = _kill_9(up, "scheduler", sched, phases)
         # Only a run the new process started counts (the orphaned kernel could finish one).
         born = up.child("scheduler").create_time()
         wait_until(
@@ -298,14 +300,7 @@ def test_kill_9_each_part_under_load_is_restarted_and_loses_nothing(up: Up) -> N
         # 3. dashboard, with its pre-heated kernel.
         dash = up.child("workbench.dashboard.voila_app")
         kernels = dash.children(recursive=True)
-        dash.send_signal(signal.SIGKILL)
-        t_kill = time.monotonic()
-        wait_until(
-            "dashboard restarted",
-            lambda: up.child_pid("workbench.dashboard.voila_app") not in (None, dash.pid),
-            RECOVERY_BOUND_S,
-        )
-        phases["dashboard respawned"] = time.monotonic() - t_kill
+        t_kill = _kill_9(up, "workbench.dashboard.voila_app", dash, phases, label="dashboard")
         wait_until("dashboard answers", lambda: _dashboard_up(up.dashboard), RECOVERY_BOUND_S)
         recovery["dashboard"] = time.monotonic() - t_kill
         wait_until("the killed dashboard's kernels exit", lambda: _gone(kernels), 15)

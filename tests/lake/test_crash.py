@@ -12,7 +12,7 @@ import orjson
 import polars as pl
 import pytest
 
-from tests.lake.conftest import Server
+from tests.live_server import LiveServer
 from workbench.config import Settings
 from workbench.lake.reader import scan
 
@@ -67,7 +67,7 @@ class Load:
                         self.acked.extend(names)
 
 
-def _wait_until_drained(server: Server, wal_dir: Path, timeout: float = 30.0) -> None:
+def _wait_until_drained(server: LiveServer, wal_dir: Path, timeout: float = 30.0) -> None:
     """Return once no other WAL folder is left and the server's backlog is flushed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,7 +91,7 @@ def _assert_exactly_once(settings: Settings, acked: list[str]) -> pl.DataFrame:
 
 
 def test_kill_9_mid_load_then_restart_loses_and_duplicates_nothing(
-    servers: Callable[[], Server], settings: Settings
+    servers: Callable[[], LiveServer], settings: Settings
 ) -> None:
     first = servers()
     load = Load([first.url]).start()
@@ -116,7 +116,7 @@ def test_kill_9_mid_load_then_restart_loses_and_duplicates_nothing(
 
 
 def test_two_servers_share_one_lake_and_a_survivor_adopts_a_killed_peer(
-    servers: Callable[[], Server], settings: Settings
+    servers: Callable[[], LiveServer], settings: Settings
 ) -> None:
     a, b = servers(), servers()
     load = Load([a.url, b.url]).start()

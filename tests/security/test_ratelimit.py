@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from ingest_api.app import create_app
-from tests.lake.conftest import Server
+from tests.live_server import LiveServer
 from tests.security.conftest import MakeKey
 from workbench.config import Settings
 from workbench.errors import RateLimited
@@ -174,7 +174,7 @@ def test_workers_of_one_server_share_each_keys_bucket(
     """``workbench serve --workers 2``: a key gets its burst once, not once per worker."""
     token = make_key("ingest")
     limits = {"WORKBENCH_INGEST_RATE_PER_KEY": "0.001", "WORKBENCH_INGEST_BURST_PER_KEY": "20"}
-    server = Server(settings.data_dir, workers=2, env=limits)
+    server = LiveServer(settings.data_dir, workers=2, env=limits).start()
     try:
         # A new connection per request: the kernel spreads them over both workers.
         codes = [
