@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     refresh_interval_s: int = Field(default=30, alias="WORKBENCH_REFRESH_SECONDS", ge=0)
     # Token the dashboard (Voila) asks for; required when it listens beyond loopback.
     dashboard_token: str = Field(default="", alias="WORKBENCH_DASHBOARD_TOKEN")
+    # Most kernels the dashboard runs at once (each page view holds one, ~250-290 MB);
+    # past it a page answers "busy, try again" instead of starting another (docs/dashboard.md).
+    dashboard_max_kernels: int = Field(default=12, alias="WORKBENCH_DASHBOARD_MAX_KERNELS", gt=0)
+    # Comma-separated host names (Host header) the API and dashboard answer besides the
+    # loopback names; anything else gets 400 (DNS rebinding, docs/security.md).
+    allowed_hosts: str = Field(default="", alias="WORKBENCH_ALLOWED_HOSTS")
 
     @field_validator("retention_days", mode="before")
     @classmethod
@@ -134,6 +140,11 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """Return the CORS origins as a list (empty: CORS is off)."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        """Return the extra allowed Host names, lower-cased (loopback names are always allowed)."""
+        return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def wal_dir(self) -> Path:
