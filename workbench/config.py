@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     # Most kernels the dashboard runs at once (each page view holds one, ~250-290 MB);
     # past it a page answers "busy, try again" instead of starting another (docs/dashboard.md).
     dashboard_max_kernels: int = Field(default=12, alias="WORKBENCH_DASHBOARD_MAX_KERNELS", gt=0)
+    # Seconds a page's kernel is kept when no browser ever connected to it (a plain GET, a
+    # probe, a link preview); a kernel whose last websocket closed goes after min(10, this).
+    dashboard_page_grace_s: float = Field(
+        default=45.0, alias="WORKBENCH_DASHBOARD_PAGE_GRACE_SECONDS", gt=0, le=3600
+    )
     # Comma-separated host names (Host header) the API and dashboard answer besides the
     # loopback names; anything else gets 400 (DNS rebinding, docs/security.md).
     allowed_hosts: str = Field(default="", alias="WORKBENCH_ALLOWED_HOSTS")
