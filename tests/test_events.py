@@ -64,7 +64,8 @@ BAD_EVENTS: list[tuple[str, object, int, str, str]] = [
         "service: longer than 128 characters (max_service_chars)",
     ),
     ("level missing", _with(level=_DROP), 400, "level", "one of debug, info, warn, error, fatal"),
-    ("level unknown", _with(level="critical"), 400, "level", "level: required, one of"),
+    ("level unknown", _with(level="loud"), 400, "level", "level: required, one of"),
+    ("level alias with a space", _with(level="warning "), 400, "level", "also warning"),
     ("level not a string", _with(level=3), 400, "level", "level: required, one of"),
     ("message missing", _with(message=_DROP), 400, "message", "message: required"),
     ("message empty", _with(message=""), 400, "message", "non-empty string"),
@@ -134,6 +135,38 @@ def test_bad_event_is_rejected_naming_field_and_limit(
         validate_event(raw, now=NOW, limits=LIMITS)
     assert field in info.value.details
     assert any(fragment in msg for msg in info.value.details[field]), info.value.details
+
+
+# Levels as shippers spell them (Python's logging, syslog, many SDKs): stored as ours.
+LEVEL_ALIASES = [
+    ("warning", "warn"),
+    ("WARNING", "warn"),
+    ("Warning", "warn"),
+    ("wArNiNg", "warn"),
+    ("critical", "fatal"),
+    ("CRITICAL", "fatal"),
+    ("Critical", "fatal"),
+    ("err", "error"),
+    ("ERR", "error"),
+    ("Err", "error"),
+]
+
+
+@pytest.mark.parametrize(("spelling", "stored"), LEVEL_ALIASES)
+def test_levels_as_shippers_spell_them_are_stored_as_ours(spelling: str, stored: str) -> None:
+    assert validate_event(_with(level=spelling), now=NOW, limits=LIMITS)[2] == stored
+    batch = validate_batch([_with(level=spelling)], now=NOW, limits=LIMITS)
+    assert batch.rejected == []
+    assert [event[2] for event in batch.accepted] == [stored]
+
+
+def test_an_unknown_level_is_rejected_naming_the_levels_and_their_aliases() -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_event(_with(level="loud"), now=NOW, limits=LIMITS)
+    assert info.value.details["level"] == [
+        "level: required, one of debug, info, warn, error, fatal "
+        "(also warning, critical, err; any case)"
+    ]
 
 
 def test_every_bad_field_is_reported_at_once() -> None:

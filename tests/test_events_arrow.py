@@ -102,8 +102,10 @@ _timestamps = st.one_of(
 )
 _good_service = st.sampled_from(["api", "auth-service", "Ωmega", " api "])
 _odd_service = st.sampled_from(["\u2003", "", "s" * 9]) | st.text(max_size=6)
-_good_level = st.sampled_from(["info", "INFO", "Info", "warn", "error", "Fatal", "DEBUG"])
-_odd_level = st.sampled_from(["wArN", "İNFO", "trace", "info "])
+_good_level = st.sampled_from(
+    ["info", "INFO", "Info", "warn", "error", "Fatal", "DEBUG", "warning", "CRITICAL", "Err"]
+)
+_odd_level = st.sampled_from(["wArN", "İNFO", "trace", "info ", "wArNiNg", "warning "])
 
 
 def _mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -170,7 +172,9 @@ def test_fast_lane_answers_only_what_the_general_path_accepts_whole(
         st.fixed_dictionaries(
             {
                 "service": st.sampled_from(["api", "auth-service", "Ωmega"]),
-                "level": st.sampled_from(["info", "WARN", "Error", "fatal", "debug"]),
+                "level": st.sampled_from(
+                    ["info", "WARN", "Error", "fatal", "debug", "warning", "Critical", "ERR"]
+                ),
                 "message": st.text(min_size=1, max_size=30),
             },
             optional={
@@ -293,3 +297,14 @@ def test_timestamps_of_one_shape_are_checked_at_once(stamps: list[str], same_sha
     from workbench.events_arrow import _one_iso_shape
 
     assert _one_iso_shape(pa.array(stamps, pa.string())) is same_shape
+
+
+def test_level_aliases_take_the_fast_lane_and_are_stored_as_ours() -> None:
+    body = b"\n".join(
+        b'{"service":"a","level":"%s","message":"m"}' % spelling
+        for spelling in (b"warning", b"WARNING", b"Critical", b"err")
+    )
+    fast, general = _both_ndjson(body, Limits())
+    assert fast is not None
+    assert fast.column("level").to_pylist() == ["warn", "warn", "fatal", "error"]
+    _assert_same(fast, general)

@@ -33,12 +33,19 @@ from workbench.lake.schema import LEVELS, SCHEMA
 Event = tuple[int, str, str, str, str | None]
 Errors = dict[str, list[str]]
 
-_LEVELS = frozenset(LEVELS)
+# Other names shippers give our levels (Python's ``logging``, syslog, many SDKs):
+# accepted in any case and stored as ours (docs/shipping.md, "Levels").
+LEVEL_ALIASES: dict[str, str] = {"warning": "warn", "critical": "fatal", "err": "error"}
+# Every lower-case name accepted, mapped to the stored level.
+_LEVEL_NAMES = {**{level: level for level in LEVELS}, **LEVEL_ALIASES}
 # The spellings clients send, mapped straight to the stored level; others are lower-cased.
-_LEVEL_OF = {
-    spelling: level for level in LEVELS for spelling in (level, level.upper(), level.capitalize())
+LEVEL_SPELLINGS: dict[str, str] = {
+    spelling: level
+    for name, level in _LEVEL_NAMES.items()
+    for spelling in (name, name.upper(), name.capitalize())
 }
-_LEVELS_TEXT = ", ".join(LEVELS)
+_LEVEL_OF = LEVEL_SPELLINGS
+_LEVELS_TEXT = f"{', '.join(LEVELS)} (also {', '.join(LEVEL_ALIASES)}; any case)"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _TS = pa.timestamp("us", tz="UTC")
@@ -133,8 +140,8 @@ class Checker:
 
         level = raw.get("level")
         if type(level) is str:
-            level = level.lower()
-        if type(level) is not str or level not in _LEVELS:
+            level = _LEVEL_NAMES.get(level.lower())
+        if type(level) is not str:
             errors = errors or {}
             errors["level"] = [f"level: required, one of {_LEVELS_TEXT}"]
 
@@ -223,6 +230,12 @@ def _too_deep(value: Any, budget: int) -> bool:
         if (t is dict or t is list) and _too_deep(child, budget - 1):
             return True
     return False
+
+
+def level_of(name: str) -> str | None:
+    """Return the stored level for a level name in any case or alias (``"WARNING"`` -> ``"warn"``),
+    or None for an unknown one."""
+    return _LEVEL_NAMES.get(name.lower())
 
 
 def validate_event(raw: object, *, now: datetime, limits: Limits) -> Event:

@@ -43,16 +43,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workbench.events import Checker, Limits
-from workbench.lake.schema import LEVELS
+from workbench.events import LEVEL_SPELLINGS, Checker, Limits
 
 _TS = pa.timestamp("us", tz="UTC")
 
-# The level spellings the general path maps without lower-casing; others go there.
-_SPELLINGS = pa.array(
-    [spelling for level in LEVELS for spelling in (level, level.upper(), level.capitalize())]
-)
-_CANONICAL = pa.array([level for level in LEVELS for _ in range(3)])
+# The level spellings the general path maps without lower-casing (aliases included);
+# others go there.
+_SPELLINGS = pa.array(list(LEVEL_SPELLINGS), pa.string())
+_CANONICAL = pa.array(list(LEVEL_SPELLINGS.values()), pa.string())
 
 # The ISO 8601 form Arrow's cast and datetime.fromisoformat agree on (with an offset).
 _ISO_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
