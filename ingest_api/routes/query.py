@@ -21,6 +21,9 @@ from workbench.security.limits import check_search_limits
 
 router = APIRouter(tags=["query"])
 
+MIN_UTC = "0001-01-01T00:00:00Z"
+MAX_UTC = "9999-12-31T23:59:59.999999Z"
+
 
 def iso_z(t: datetime) -> str:
     """Return ``t`` as ISO 8601 UTC with ``Z`` (milliseconds as the original, µs when present)."""
@@ -30,16 +33,26 @@ def iso_z(t: datetime) -> str:
 
 
 def parse_time(value: str | None, field: str) -> datetime | None:
-    """Return an aware UTC datetime from ISO 8601 (``Z`` or offset; naive means UTC)."""
+    """Return an aware UTC datetime from ISO 8601 (``Z`` or offset; naive means UTC).
+
+    ValidationError naming ``field`` when it is not ISO 8601 or falls outside
+    year 1..9999 once converted to UTC.
+    """
     if value is None or value == "":
         return None
     try:
         t = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
     except ValueError:
         raise ValidationError(
             "Invalid query", {field: [f"not an ISO 8601 timestamp: {value!r}"]}
         ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+14:00: valid ISO 8601, but before year 1 once in UTC.
+        raise ValidationError(
+            "Invalid query",
+            {field: [f"out of range: {value!r} is not between {MIN_UTC} and {MAX_UTC} in UTC"]},
+        ) from None
 
 
 def _split(values: list[str] | None) -> list[str]:

@@ -272,6 +272,31 @@ def test_silences_crud(api: TestClient) -> None:
     assert past.status_code == 400 and "endsAt" in past.json()["details"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"startsAt": "0001-01-01T00:00:00+14:00", "durationMinutes": 5}, "startsAt"),
+        ({"startsAt": "9999-12-31T23:59:59-14:00", "durationMinutes": 5}, "startsAt"),
+        ({"endsAt": "0001-01-01T00:00:00+14:00"}, "endsAt"),
+        ({"endsAt": "9999-12-31T23:59:59-14:00"}, "endsAt"),
+        # In range, but its end (start + duration) is not.
+        ({"startsAt": "9999-12-31T23:00:00Z", "durationMinutes": 120}, "durationMinutes"),
+    ],
+)
+def test_out_of_range_silence_times_are_400_naming_the_field(
+    api: TestClient, body: dict[str, Any], field: str
+) -> None:
+    res = api.post("/api/alerts/silences", json={"service": "x", **body})
+    assert res.status_code == 400, res.text
+    assert field in res.json()["details"], res.text
+
+
+def test_silence_to_the_end_of_time_is_kept(api: TestClient) -> None:
+    res = api.post("/api/alerts/silences", json={"service": "x", "endsAt": "9999-12-31T23:59:59Z"})
+    assert res.status_code == 201, res.text
+    assert res.json()["endsAt"] == "9999-12-31T23:59:59.000Z"
+
+
 def test_runs_and_decisions(api: TestClient, settings: Settings) -> None:
     assert api.get("/api/alerts/runs/latest").json() is None
     rule_id = uuid.uuid4()

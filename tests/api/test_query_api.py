@@ -114,3 +114,28 @@ def test_wired_into_the_real_app(settings: Settings) -> None:
         assert body["total"] == 1 and body["logs"][0]["level"] == "error"
         assert c.get("/api/logs?limit=500").status_code == 400
         assert c.get("/api/metrics/errors?range=1h").status_code == 200
+
+
+# Offsets push these past datetime's range (0001-01-01 .. 9999-12-31) once converted to UTC.
+OUT_OF_RANGE = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+# In range, at the very edges: answered (200, or 400 from the span limit), never a 500.
+EXTREME = ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00")
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+@pytest.mark.parametrize("param", ["from", "to"])
+def test_out_of_range_times_are_400_naming_the_parameter(
+    client: TestClient, param: str, value: str
+) -> None:
+    res = client.get("/api/logs", params={param: value})
+    assert res.status_code == 400, res.text
+    assert "out of range" in res.json()["details"][param][0]
+
+
+@pytest.mark.parametrize("value", EXTREME)
+@pytest.mark.parametrize("param", ["from", "to"])
+def test_extreme_times_are_answered(client: TestClient, param: str, value: str) -> None:
+    res = client.get("/api/logs", params={param: value})
+    assert res.status_code in (200, 400), res.text
+    if res.status_code == 400:
+        assert param in res.json()["details"]

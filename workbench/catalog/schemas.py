@@ -45,7 +45,11 @@ def format_utc(value: datetime) -> str:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 parses, but lies before year 1 in UTC: a 400, not a 500.
+        raise ValueError("out of range: must be between 0001-01-01 and 9999-12-31 in UTC") from None
 
 
 # Outgoing timestamps: kept as datetime in Python, rendered "...Z" in JSON.

@@ -25,7 +25,13 @@ def create_silence(*, session: Session, data: SilenceCreate, now: datetime) -> S
         ends_at = data.ends_at
     else:
         assert data.duration_minutes is not None  # the schema requires one of the two
-        ends_at = starts_at + timedelta(minutes=data.duration_minutes)
+        try:
+            ends_at = starts_at + timedelta(minutes=data.duration_minutes)
+        except OverflowError:
+            raise ValidationError(
+                "Invalid silence",
+                {"durationMinutes": ["ends after 9999-12-31 (UTC); give a shorter duration"]},
+            ) from None
     if ends_at <= starts_at:
         raise ValidationError("Invalid silence", {"endsAt": ["must be after startsAt"]})
     if ends_at <= now:
