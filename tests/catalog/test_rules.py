@@ -69,7 +69,7 @@ def test_list_update_toggle_delete(session: Session) -> None:
         now=later,
     )
     assert rules.get_rule(session=session, rule_id=a).message_contains is None
-    rules.delete_rule(session=session, rule_id=b)
+    rules.delete_rule(session=session, rule_id=b, now=later)
     assert [r.id for r in rules.list_rules(session=session)] == [a]
 
 
@@ -80,23 +80,23 @@ def test_unknown_rule_raises_not_found(session: Session) -> None:
     with pytest.raises(NotFound):
         rules.set_rule_enabled(session=session, rule_id=missing, enabled=True, now=NOW)
     with pytest.raises(NotFound):
-        rules.delete_rule(session=session, rule_id=missing)
+        rules.delete_rule(session=session, rule_id=missing, now=NOW)
 
 
 def test_deleting_a_rule_keeps_its_incidents(session: Session) -> None:
     rule_id = _rule(session)
     rule = rules.get_rule(session=session, rule_id=rule_id)
     incident = add_incident(session, now=NOW, rule=rule)
-    rules.delete_rule(session=session, rule_id=rule_id)
+    rules.delete_rule(session=session, rule_id=rule_id, now=NOW)
     session.expire_all()
     from workbench.catalog.incidents import get_incident
 
     kept = get_incident(session=session, incident_id=incident.id)
     assert kept.rule_id is None and kept.fingerprint == incident.fingerprint
-    assert kept.status == "open"  # without ``now``: history only, nothing resolved
+    assert kept.status == "resolved"  # history kept, but nothing left open forever
 
 
-def test_deleting_a_rule_with_now_resolves_its_active_incidents(session: Session) -> None:
+def test_deleting_a_rule_resolves_its_active_incidents(session: Session) -> None:
     from workbench.catalog.incidents import get_incident, incident_timeline
 
     rule_id = _rule(session)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
-from tests.dashboard.seed import Seeded
-from workbench.catalog.models import AlertRule
+import pytest
+
+from tests.dashboard.seed import Seeded, seed_catalog
+from workbench.catalog.db import dispose_engine
+from workbench.catalog.models import AlertIncident, AlertRule, IncidentEvent
 from workbench.config import Settings
 from workbench.dashboard import store
 from workbench.dashboard.rules import build_rules
@@ -106,3 +111,47 @@ def test_backtest_with_bad_form_shows_errors(
     page.form.backtest_button.click()
     assert page.form.errors["service"].value != ""
     assert page.form.backtest_result.value == ""
+
+
+def _incident(settings: Settings, incident_id: object) -> AlertIncident:
+    with store.session_for(settings) as s:
+        inc = s.get(AlertIncident, incident_id)
+        assert inc is not None
+        return inc
+
+
+def _last_event(settings: Settings, incident_id: uuid.UUID) -> IncidentEvent:
+    with store.session_for(settings) as s:
+        return store.incident_timeline(s, incident_id)[-1]
+
+
+def test_deleting_a_rule_resolves_its_open_incident_as_the_api_does(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[0]]  # the rule behind world.open_incident
+    row.delete_button.click()
+    row.confirm_button.click()
+    assert world.open_incident is not None
+    inc = _incident(settings, world.open_incident)
+    assert (inc.status, inc.resolved_at, inc.resolved_by, inc.rule_id) == (
+        "resolved", clock(), "dashboard", None,
+    )
+    assert _last_event(settings, world.open_incident).data["reason"] == "rule deleted"
+
+
+@pytest.mark.postgres
+def test_deleting_a_rule_resolves_its_open_incident_on_postgres(
+    postgres_url: str, data_dir: Path, clock: Callable[[], datetime]
+) -> None:
+    settings = Settings(WORKBENCH_DATA_DIR=data_dir, DATABASE_URL=postgres_url)  # type: ignore[call-arg]
+    try:
+        world = seed_catalog(settings, clock(), lake=False)
+        with store.session_for(settings) as s:
+            store.delete_rule(s, world.rules[0], actor="dashboard", now=clock())
+        assert world.open_incident is not None
+        assert _incident(settings, world.open_incident).status == "resolved"
+        assert _last_event(settings, world.open_incident).data["reason"] == "rule deleted"
+    finally:
+        dispose_engine(postgres_url)

@@ -1,10 +1,18 @@
-"""Alert rules in the catalog: create, list, read, change, toggle, delete."""
+"""Alert rules in the catalog: create, list, read, change, toggle, delete.
+
+A rule's active incidents are resolved (with a reason, by the actor, at ``now``)
+when the rule stops watching what they are about: when it is deleted, or when its
+service, levels or message filter change. Threshold, window, cooldown,
+auto-resolve, severity, name and enabled are tuning: the incident is kept and the
+next evaluation decides (``docs/alerting.md``, "Changing a rule").
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -41,13 +49,53 @@ def get_rule(*, session: Session, rule_id: uuid.UUID) -> AlertRule:
     return load(session, AlertRule, rule_id, "rule")
 
 
+# Fields that change *what* a rule watches (and, for the service, its fingerprint).
+WATCHED = {"service": "service", "levels": "levels", "message_contains": "message filter"}
+
+
+def _watched_changes(rule: AlertRule, changes: dict[str, Any]) -> list[str]:
+    """Return the names (as people say them) of the watched fields ``changes`` really alters."""
+    out = []
+    for name, label in WATCHED.items():
+        if name not in changes:
+            continue
+        old, new = getattr(rule, name), changes[name]
+        if name == "levels":
+            differs = set(old or ()) != set(new or ())
+        else:
+            differs = (old or None) != (new or None)
+        if differs:
+            out.append(label)
+    return out
+
+
 def update_rule(
-    *, session: Session, rule_id: uuid.UUID, data: RuleUpdate, now: datetime
+    *,
+    session: Session,
+    rule_id: uuid.UUID,
+    data: RuleUpdate,
+    now: datetime,
+    actor: str = "api",
 ) -> AlertRule:
-    """Return the rule after applying the fields set in ``data``; raise NotFound if unknown."""
+    """Return the rule after applying the fields set in ``data``; raise NotFound if unknown.
+
+    When the service, levels or message filter really change, the rule's active
+    incidents are resolved by ``actor`` at ``now`` with the reason
+    ``"rule changed: <fields>"``, in the same transaction.
+    """
     now = require_aware(now)
     rule = load(session, AlertRule, rule_id, "rule", lock=True)
-    for name, value in data.changes().items():
+    changes = data.changes()
+    watched = _watched_changes(rule, changes)
+    if watched:
+        resolve_rule_incidents(
+            session=session,
+            rule_id=rule_id,
+            actor=actor,
+            now=now,
+            reason="rule changed: " + ", ".join(watched),
+        )
+    for name, value in changes.items():
         setattr(rule, name, list(value) if name == "levels" else value)
     rule.updated_at = now
     session.add(rule)
@@ -62,31 +110,35 @@ def set_rule_enabled(
     return update_rule(session=session, rule_id=rule_id, data=RuleUpdate(enabled=enabled), now=now)
 
 
-def delete_rule(
-    *, session: Session, rule_id: uuid.UUID, now: datetime | None = None, actor: str = "api"
-) -> None:
+def resolve_rule_incidents(
+    *, session: Session, rule_id: uuid.UUID, actor: str, now: datetime, reason: str
+) -> list[uuid.UUID]:
+    """Resolve every active incident of the rule (``reason`` on the timeline); return their ids."""
+    now = require_aware(now)
+    active = session.exec(
+        select(AlertIncident.id).where(
+            AlertIncident.rule_id == rule_id, col(AlertIncident.status).in_(ACTIVE_STATUSES)
+        )
+    ).all()
+    for incident_id in active:
+        resolve_incident(
+            session=session, incident_id=incident_id, actor=actor, now=now, reason=reason
+        )
+    return list(active)
+
+
+def delete_rule(*, session: Session, rule_id: uuid.UUID, now: datetime, actor: str = "api") -> None:
     """Delete the rule; raise NotFound if unknown.
 
-    Its incidents stay as history (their ``rule_id`` becomes null). Given ``now``,
-    its active incidents are first resolved by ``actor`` (reason "rule deleted"):
-    no evaluator would ever touch them again, so they would stay open forever.
+    Its active incidents are first resolved by ``actor`` at ``now`` (reason "rule
+    deleted"): no evaluator would ever touch them again, so they would stay open
+    forever. All its incidents stay as history (their ``rule_id`` becomes null).
+    The API and the dashboard both delete through here.
     """
     rule = load(session, AlertRule, rule_id, "rule")
-    if now is not None:
-        now = require_aware(now)
-        active = session.exec(
-            select(AlertIncident.id).where(
-                AlertIncident.rule_id == rule_id, col(AlertIncident.status).in_(ACTIVE_STATUSES)
-            )
-        ).all()
-        for incident_id in active:
-            resolve_incident(
-                session=session,
-                incident_id=incident_id,
-                actor=actor,
-                now=now,
-                reason="rule deleted",
-            )
+    resolve_rule_incidents(
+        session=session, rule_id=rule_id, actor=actor, now=now, reason="rule deleted"
+    )
     session.delete(rule)
     session.flush()
 

@@ -288,7 +288,7 @@ class RuleRow:
         self.confirm_button.on_click(lambda _b: self.delete())
         self.cancel_button.on_click(lambda _b: self.cancel_delete())
         self.confirm = widgets.HBox(
-            [widgets.HTML('<span class="wb-field-error">Delete this rule? Its incidents stay.</span>'),
+            [widgets.HTML('<span class="wb-field-error">Delete this rule? Its open incidents are resolved; all stay as history.</span>'),
              self.confirm_button, self.cancel_button],
             layout=widgets.Layout(display="none", align_items="center"),
         )
@@ -340,7 +340,9 @@ class RuleRow:
         """Delete the rule (after confirmation); return whether it was deleted."""
         try:
             with store.session_for(self.page.ctx.settings) as session:
-                store.delete_rule(session, self.rule.id)
+                store.delete_rule(
+                    session, self.rule.id, actor=self.page.ctx.actor, now=self.page.ctx.now()
+                )
         except Exception as exc:
             self.message.value = f'<span class="wb-field-error">Could not delete: {esc(friendly_error(exc, self.page.ctx.settings))}</span>'
             return False

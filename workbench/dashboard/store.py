@@ -202,9 +202,9 @@ def set_rule_enabled(session: Session, rule_id: uuid.UUID, enabled: bool, *, now
     return rules_mod.set_rule_enabled(session=session, rule_id=rule_id, enabled=enabled, now=now)
 
 
-def delete_rule(session: Session, rule_id: uuid.UUID) -> None:
-    """Delete a rule (its incidents keep their history)."""
-    rules_mod.delete_rule(session=session, rule_id=rule_id)
+def delete_rule(session: Session, rule_id: uuid.UUID, *, actor: str, now: datetime) -> None:
+    """Delete a rule: its active incidents are resolved ("rule deleted"), all keep their history."""
+    rules_mod.delete_rule(session=session, rule_id=rule_id, now=now, actor=actor)
 
 
 def backtest(settings: Settings, rule: AlertRule, start: datetime, end: datetime) -> BacktestResult:
