@@ -164,9 +164,11 @@ async def ingest_logs(request: Request) -> Response:
 
 @router.get("/health", summary="Liveness and ingest figures")
 async def health(request: Request) -> Response:
-    """Return ``{"status":"ok"}`` with the WAL backlog, last flush time, lake size and mirror lag."""
+    """Return ``{"status":"ok"}`` (``"degraded"`` while ``problems`` is not empty) with the WAL
+    backlog, last flush time, lake size and mirror lag."""
     ingestor: Ingestor = request.app.state.ingestor
-    body: dict[str, Any] = {"status": "ok", **ingestor.stats()}
+    stats = ingestor.stats()
+    body: dict[str, Any] = {"status": "degraded" if stats["problems"] else "ok", **stats}
     settings = request.app.state.settings
     if settings.elastic_url:
         from workbench.mirror.status import mirror_health

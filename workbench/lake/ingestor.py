@@ -132,6 +132,8 @@ class Ingestor:
         self._lake_stats: dict[str, int] = {"bytes": 0, "files": 0}
         self._lake_stats_at = 0.0
         self._next_orphan_scan = 0.0
+        # The last flush round's failure, for /health; None once a round succeeds.
+        self.flush_problem: str | None = None
 
     # -- life cycle ---------------------------------------------------------
 
@@ -266,11 +268,17 @@ class Ingestor:
         wal = self._require_wal()
         total = 0
         with self._flush_lock:
-            wal.rotate()
+            rotate_error: StorageError | None = None
+            try:
+                wal.rotate()
+            except StorageError as exc:
+                rotate_error = exc  # the segments sealed before are flushed all the same
             for segment in wal.sealed():
                 total += flush_segment(segment, lake_url=self.settings.lake_url)
                 wal.drop(segment)
             self.flushed_events += total
+            if rotate_error is not None:
+                raise rotate_error
             self.last_flush_at = self.clock()
         if total:
             self._lake_stats_at = 0.0  # refresh the lake size on the next round
@@ -309,10 +317,18 @@ class Ingestor:
                 if time.monotonic() - self._lake_stats_at >= _LAKE_STATS_S:
                     self._lake_stats = lake_size(self.settings.lake_url)
                     self._lake_stats_at = time.monotonic()
-            except Exception:
+            except Exception as exc:
                 # Keep the segments: the next round (or a restart) retries them.
-                log.exception("lake flush failed; will retry")
+                if self.flush_problem is None:
+                    log.exception("lake flush failed; will retry")
+                else:  # the same failure every round: one traceback is enough
+                    log.warning("lake flush failed again; will retry: %s", exc)
+                self.flush_problem = f"{type(exc).__name__}: {exc}"
                 failed = True
+            else:
+                if self.flush_problem is not None:
+                    log.info("lake flush works again")
+                self.flush_problem = None
             self._wait_for_work(interval, idle_flush=not failed)
             self._wake.clear()
 
@@ -334,10 +350,21 @@ class Ingestor:
 
     # -- health -------------------------------------------------------------
 
+    def problems(self) -> list[str]:
+        """Return what is failing now (``"wal: ..."``, ``"lake flush: ..."``); empty when healthy."""
+        found: list[str] = []
+        wal = self._wal
+        if wal is not None and wal.problem is not None:
+            found.append(f"wal: {wal.problem}")
+        if self.flush_problem is not None:
+            found.append(f"lake flush: {self.flush_problem}")
+        return found
+
     def stats(self) -> dict[str, Any]:
-        """Return the health figures: WAL backlog, last flush time, lake size."""
+        """Return the health figures: problems, WAL backlog, last flush time, lake size."""
         events, size = self._wal.backlog() if self._wal else (0, 0)
         return {
+            "problems": self.problems(),
             "wal": {
                 "writerId": self._folder.writer_id if self._folder else None,
                 "events": events,

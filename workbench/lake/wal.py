@@ -212,21 +212,41 @@ class WriteAheadLog:
         # (events, bytes) of active + sealed segments, replaced whole (one atomic
         # store under the GIL) whenever they change, so backlog() needs no lock.
         self._backlog = (0, 0)
+        # Set when the active segment must be sealed before anything else is written
+        # (it is full, or a flush asked for it) and creating the next one failed.
+        self._rotate_due = False
+        # What is wrong with the WAL right now, for /health; None when it writes fine.
+        self.problem: str | None = None
 
     def _open(self, number: int) -> int:
+        """Create segment ``number`` and return its descriptor; StorageError when it cannot be."""
         path = self.folder.path / segment_name(number)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        _fsync_dir(self.folder.path)  # the new file's name must survive a crash too
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise StorageError(f"write-ahead log cannot create segment {path.name}: {exc}") from exc
+        try:
+            _fsync_dir(self.folder.path)  # the new file's name must survive a crash too
+        except OSError as exc:
+            os.close(fd)
+            raise StorageError(
+                f"write-ahead log cannot sync folder {self.folder.path}: {exc}"
+            ) from exc
         return fd
 
     def append_group(self, payloads: list[bytes], events: int) -> bool:
         """Write ``payloads`` as records with one write and one fsync; return True if rotated.
 
         Rotation happens once the active segment holds ``rotate_events`` events,
-        so one segment (hence one flush) stays bounded in memory.
+        so one segment (hence one flush) stays bounded in memory. When the next
+        segment cannot be created, the group just written stays acknowledged (it
+        is fsynced in the active segment), and later groups raise StorageError
+        until a rotation succeeds: nothing is written while the WAL is failing.
         """
         data = b"".join([encode_record(p) for p in payloads])
         with self._lock:
+            if self._rotate_due:
+                self._rotate_locked()  # raises StorageError while segments cannot be created
             fd = self._fd
             try:
                 view = memoryview(data)
@@ -239,28 +259,49 @@ class WriteAheadLog:
                 # group does not follow garbage that replay would stop at.
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._active_bytes)
+                self.problem = f"append failed: {exc}"
                 raise StorageError(f"write-ahead log append failed: {exc}") from exc
             self._active_events += events
             self._active_bytes += len(data)
             self._backlog = (self._backlog[0] + events, self._backlog[1] + len(data))
+            if not self._rotate_due:
+                self.problem = None
             if self._active_events >= self._rotate_events:
-                self._rotate_locked()
-                return True
+                self._rotate_due = True
+                with contextlib.suppress(StorageError):  # retried by the next append or flush
+                    self._rotate_locked()
+                    return True
             return False
 
     def rotate(self) -> None:
-        """Seal the active segment (if it holds anything) and start the next one."""
+        """Seal the active segment (if it holds anything) and start the next one.
+
+        Raises StorageError when the next segment cannot be created; the active
+        segment then stays active (and appends are refused until a rotation works).
+        """
         with self._lock:
             if self._active_bytes:
+                self._rotate_due = True
                 self._rotate_locked()
 
     def _rotate_locked(self) -> None:
-        os.close(self._fd)
+        # The next segment is opened before the active one is closed: when it
+        # cannot be, nothing changes, and no descriptor number is kept after close.
+        try:
+            fd = self._open(self._number + 1)
+        except StorageError as exc:
+            self.problem = str(exc)
+            log.warning("%s", exc)
+            raise
+        old = self._fd
         self._sealed[self._number] = (self._active_events, self._active_bytes)
         self._number += 1
-        self._fd = self._open(self._number)
+        self._fd = fd
         self._active_events = 0
         self._active_bytes = 0
+        self._rotate_due = False
+        self.problem = None
+        os.close(old)
 
     def sealed(self) -> list[Segment]:
         """Return the sealed segments waiting to be flushed, oldest first."""
@@ -286,7 +327,10 @@ class WriteAheadLog:
     def close(self) -> None:
         """Close the active segment, deleting it when empty."""
         with self._lock:
+            if self._fd < 0:
+                return
             os.close(self._fd)
+            self._fd = -1
             if not self._active_bytes:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.folder.path / segment_name(self._number))
