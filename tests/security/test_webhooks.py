@@ -92,6 +92,66 @@ def test_private_literals_refused(url: str) -> None:
     assert resolver.calls == 0  # literals are judged without DNS
 
 
+# IPv6 forms that carry (or route to) an IPv4 address, and ranges Python's ``is_global``
+# calls global although nobody outside a site should be reached there.
+TUNNELLED_AND_ODD = [
+    "http://[2002:7f00:1::1]/",  # 6to4 wrapping 127.0.0.1
+    "http://[2002:a00:5::1]/",  # 6to4 wrapping 10.0.0.5
+    "http://[2002:c0a8:101::]/",  # 6to4 wrapping 192.168.1.1
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4 wrapping 169.254.169.254 (cloud metadata)
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",  # Teredo
+    "http://[2001::1]/",  # Teredo prefix, any host
+    "http://[::127.0.0.1]/",  # IPv4-compatible (deprecated) loopback
+    "http://[::10.0.0.5]/",  # IPv4-compatible private
+    "http://[::ffff:10.0.0.5]/",  # IPv4-mapped private
+    "http://[::ffff:7f00:1]/",  # IPv4-mapped loopback, hex notation
+    "http://[64:ff9b::a00:5]/",  # NAT64 well-known prefix wrapping 10.0.0.5
+    "http://[fec0::1]/",  # site-local (deprecated, still routed inside sites)
+    "http://[fec0:0:0:1::5]/",
+    "http://[feff:ffff::1]/",  # top of fec0::/10
+    "http://192.0.0.1/",  # IETF protocol assignments 192.0.0.0/24 ...
+    "http://192.0.0.9/",  # ... including the two Python counts as global
+    "http://192.0.0.10/",
+    "http://192.0.0.255/",
+]
+
+
+@pytest.mark.parametrize("url", TUNNELLED_AND_ODD)
+def test_tunnelled_and_site_local_literals_refused(url: str) -> None:
+    resolver = fake_resolver("93.184.216.34")
+    assert "not allowed" in _refused(url, resolver=resolver)
+    assert resolver.calls == 0
+
+
+@pytest.mark.parametrize(
+    "answer", ["2002:a00:5::1", "fec0::1", "192.0.0.9", "2001:0:4136:e378:8000:63bf:3fff:fdd2"]
+)
+def test_names_resolving_to_tunnelled_or_site_local_refused(answer: str) -> None:
+    assert "resolves to" in _refused("https://hook.example.net/", resolver=fake_resolver(answer))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[2002:5db8:d822::1]/",  # 6to4 wrapping 93.184.216.34, a public address
+        "http://[2606:2800:220:1:248:1893:25c8:1946]/",  # plain global IPv6
+        "http://192.0.1.1/",  # just above 192.0.0.0/24
+    ],
+)
+def test_public_ipv6_and_neighbours_still_allowed(url: str) -> None:
+    check_webhook_target(url, allow_private=False, resolver=PUBLIC)
+
+
+def test_transport_refuses_a_6to4_wrapped_loopback_at_connect_time() -> None:
+    inner = RecordingBackend()
+    transport = public_only_transport(resolver=fake_resolver("2002:7f00:1::1"), inner=inner)
+    with httpx.Client(transport=transport, trust_env=False) as client, pytest.raises(
+        httpx.ConnectError, match="not a public address"
+    ):
+        client.post("http://rebind.example.net/", content=b"{}")
+    assert inner.hosts == []
+
+
 @pytest.mark.parametrize("answers", [("10.1.2.3",), ("169.254.169.254",), ("::1",)])
 def test_names_resolving_to_private_addresses_refused(answers: tuple[str, ...]) -> None:
     msg = _refused("https://rebind.example.net/hook", resolver=fake_resolver(*answers))

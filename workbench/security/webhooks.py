@@ -6,7 +6,9 @@ services (SSRF). :func:`check_webhook_target` refuses:
 
 * schemes other than ``http``/``https``, a missing host, user:password in the URL;
 * literal addresses that are private, loopback, link-local, multicast, reserved
-  or unspecified (IPv4, IPv6, and IPv4 mapped into IPv6), and ``localhost`` names;
+  or unspecified (IPv4, IPv6, and IPv4 mapped into IPv6 or wrapped in 6to4), in
+  ``192.0.0.0/24``, site-local ``fec0::/10``, Teredo ``2001::/32``, IPv4-compatible
+  ``::/96`` or NAT64 ``64:ff9b::/96``, and ``localhost`` names;
 * names whose DNS answer holds any such address (every answer is checked, so a
   name that resolves to one public and one private address is refused).
 
@@ -50,10 +52,31 @@ def _refuse(reason: str) -> ValidationError:
     return ValidationError("Invalid webhook target", {_FIELD: [reason]})
 
 
+# Never public, whatever Python's ``is_global`` says for the running version (3.11
+# calls 192.0.0.9, 192.0.0.10 and fec0::/10 global; later versions differ again).
+_NEVER_PUBLIC: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments: none is a webhook
+    ipaddress.ip_network("fec0::/10"),  # site-local (deprecated, still routed inside sites)
+    ipaddress.ip_network("2001::/32"),  # Teredo: a tunnel whose far end we cannot check
+    ipaddress.ip_network("::/96"),  # IPv4-compatible (deprecated): ::10.0.0.5 and the like
+    ipaddress.ip_network("64:ff9b::/96"),  # NAT64: the translator may reach any IPv4 address
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64
+)
+
+
 def is_public_address(ip: IPAddress) -> bool:
-    """Return True if ``ip`` is a globally routable unicast address (what a webhook may reach)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback, whatever its notation
+    """Return True if ``ip`` is a globally routable unicast address (what a webhook may reach).
+
+    IPv6 forms that carry an IPv4 address are judged by that address (IPv4-mapped
+    ``::ffff:a.b.c.d``; 6to4 ``2002:wwxx:yyzz::/48``), so ``2002:7f00:1::1`` is loopback;
+    Teredo, IPv4-compatible, NAT64, site-local and ``192.0.0.0/24`` are never public.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        wrapped = ip.ipv4_mapped or ip.sixtofour
+        if wrapped is not None:
+            ip = wrapped  # ::ffff:127.0.0.1 and 2002:7f00:1:: are loopback, whatever their notation
+    if any(ip in network for network in _NEVER_PUBLIC):
+        return False
     return not (
         ip.is_private
         or ip.is_loopback
