@@ -67,3 +67,46 @@ def test_message_filter_and_coarse_step(lake_url: str) -> None:
     result = backtest(rule, T0, T0 + 60 * MIN, lake_url=lake_url, step=5 * MIN)
     assert result.ticks == 13
     assert [n.at for n in result.notifications] == [T0 + 10 * MIN]
+
+
+def test_without_auto_resolve_separate_bursts_are_separate_incidents(lake_url: str) -> None:
+    """Issue 17: a simulated incident never closed, so a week of bursts reported "1 incident".
+
+    Without auto-resolve the replay resolves an incident once errors have stopped for
+    the quiet period (as on-call would; no resolve notification), through decide()'s
+    own auto-resolve, so the next burst reopens it as the evaluator would.
+    """
+    bursts = [T0 + 5 * MIN, T0 + 300 * MIN, T0 + 2 * 24 * 60 * MIN]
+    for at in bursts:
+        add_errors(lake_url, at, 8)
+    rule = AlertRule(service="auth", threshold=5, window_minutes=10, cooldown_minutes=15)
+    result = backtest(rule, T0, T0 + 3 * 24 * 60 * MIN, lake_url=lake_url)
+    assert [e.opened_at for e in result.incidents] == bursts
+    assert [e.reopened for e in result.incidents] == [False, True, True]
+    quiet = 2 * 10 * MIN  # max(2 x window, 15 min)
+    assert [e.resolved_at for e in result.incidents] == [
+        e.last_seen_error_at + quiet for e in result.incidents
+    ]
+    assert [n.type for n in result.notifications] == [
+        "error_alert", "error_alert_reopened", "error_alert_reopened"
+    ]
+    assert result.resolve_after == quiet and result.resolved_by == "simulated"
+    assert result.reasons["resolved_simulated"] == 3 and "auto_resolved" not in result.reasons
+
+
+def test_a_burst_within_the_quiet_period_stays_one_incident(lake_url: str) -> None:
+    add_errors(lake_url, T0 + 5 * MIN, 8)
+    add_errors(lake_url, T0 + 30 * MIN, 8)  # 15 min after the first burst left the window
+    rule = AlertRule(service="auth", threshold=5, window_minutes=10, cooldown_minutes=0)
+    result = backtest(rule, T0, T0 + 120 * MIN, lake_url=lake_url)
+    assert len(result.incidents) == 1 and result.incidents[0].peak_count == 8
+    assert result.incidents[0].resolved_at == T0 + (39 + 20) * MIN
+
+
+def test_the_rules_own_auto_resolve_is_used_when_set(lake_url: str) -> None:
+    add_errors(lake_url, T0 + 5 * MIN, 8)
+    rule = AlertRule(service="auth", threshold=5, window_minutes=10, auto_resolve_minutes=60)
+    result = backtest(rule, T0, T0 + 180 * MIN, lake_url=lake_url)
+    assert result.resolve_after == 60 * MIN and result.resolved_by == "auto_resolve"
+    assert result.incidents[0].resolved_at == T0 + (14 + 60) * MIN
+    assert [n.type for n in result.notifications] == ["error_alert", "error_alert_resolved"]

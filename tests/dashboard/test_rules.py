@@ -94,6 +94,7 @@ def test_backtest_runs_the_unsaved_rule_and_saves_nothing(
     page.form.backtest_button.click()
     text = page.form.backtest_result.value
     assert "would have opened <b>1</b> incident(s) and sent <b>1</b> notification(s)" in text
+    assert "assumed resolved by on-call 15 min after its last breach" in text
     assert page.form.backtest_figure is not None
     counts = list(page.form.backtest_figure.data[0].y)  # type: ignore[arg-type]
     assert len(counts) == 7 * 24 * 60 + 1 and max(counts) >= 5

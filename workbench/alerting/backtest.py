@@ -5,8 +5,16 @@ in ``(start - window, end]`` are read from the lake once; the window count at ev
 tick is two binary searches over the sorted timestamps (numpy), so a week at
 one-minute steps (10,080 ticks) costs one scan plus ~10k cheap decisions. The
 catalog is never touched: the replay starts with no incident and no
-``last_triggered_at``, nobody acknowledges or resolves by hand, silences are
-ignored; only auto-resolve (if the rule has it) closes an incident.
+``last_triggered_at`` and silences are ignored.
+
+Resolution is simulated as the evaluator would see it: with the rule's own
+auto-resolve when it has one; otherwise on-call is assumed to resolve an incident
+once errors have stopped for the quiet period (``max(2 * window, 15 min)``), so
+separate bursts are separate incident episodes (the later ones reopen it, exactly
+as :func:`~workbench.alerting.decide.decide` would). Both go through ``decide``'s
+own auto-resolve step (one path, no copy); a simulated resolve sends no
+notification (a person resolving pages nobody) and is counted under the reason
+``resolved_simulated``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from workbench.alerting.evaluate import rule_state
 from workbench.catalog.models import AlertRule
 from workbench.lake import reader
 
+SIMULATED = "simulated"
+AUTO = "auto_resolve"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
@@ -38,7 +48,7 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class Episode:
-    """One stretch of an active incident: from create/reopen to auto-resolve (or the end)."""
+    """One stretch of an active incident: from create/reopen to its resolve (or the end)."""
 
     opened_at: datetime
     reopened: bool
@@ -49,13 +59,19 @@ class Episode:
 
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
-    """What the rule would have done: incident episodes, notifications, ticks replayed."""
+    """What the rule would have done: incident episodes, notifications, ticks replayed.
+
+    ``resolved_by`` says how episodes end: ``"auto_resolve"`` (the rule's own) or
+    ``"simulated"`` (on-call resolving ``resolve_after`` after the last breach).
+    """
 
     incidents: list[Episode]
     notifications: list[Notification]
     ticks: int
     reasons: dict[str, int] = field(default_factory=dict)
     series: pl.DataFrame | None = None  # columns ``at``, ``count``, ``action``, ``reason``
+    resolve_after: timedelta | None = None
+    resolved_by: str = AUTO
 
 
 def _us(moment: datetime) -> int:
@@ -96,6 +112,9 @@ def backtest(
         raise ValueError("step must be positive")
     state = rule if isinstance(rule, RuleState) else rule_state(rule)
     state = replace(state, last_triggered_at=None, enabled=True)
+    simulated = state.auto_resolve is None
+    if simulated:  # nobody resolves by hand in a replay: assume on-call does after the quiet period
+        state = replace(state, auto_resolve=state.quiet)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     times = matching_timestamps(state, lake_url, start - state.window, end)
     n = max(int((end - start) / step) + 1, 0)
@@ -116,11 +135,15 @@ def backtest(
         now = start + k * step
         count = int(counts[k])
         d = decide(state, count, latest, False, now)
-        reasons[d.reason] += 1
+        reason = d.reason
+        notify = d.notify
+        if simulated and d.action == "auto_resolve":
+            reason, notify = "resolved_simulated", None
+        reasons[reason] += 1
         actions.append(d.action)
-        reason_col.append(d.reason)
-        if d.notify is not None:
-            notifications.append(Notification(now, d.notify, count))
+        reason_col.append(reason)
+        if notify is not None:
+            notifications.append(Notification(now, notify, count))
         if d.action in ("create", "reopen"):
             episodes.append(Episode(now, d.action == "reopen", now, count, None))
         elif d.action == "update" and episodes:
@@ -151,4 +174,6 @@ def backtest(
         ticks=n,
         reasons=dict(reasons),
         series=series,
+        resolve_after=state.auto_resolve,
+        resolved_by=SIMULATED if simulated else AUTO,
     )

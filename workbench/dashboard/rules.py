@@ -212,12 +212,14 @@ def backtest_html(result: Any, rule: AlertRule) -> str:
         f"would have opened <b>{len(episodes)}</b> incident(s) and sent <b>{len(notes)}</b> "
         "notification(s)."
     )
+    simulated = getattr(result, "resolved_by", "") == "simulated"
+    closed = "resolved (assumed)" if simulated else "auto-resolved"
     items = []
     for ep in episodes[:10]:
         items.append(
             f"<li>{esc(fmt_ts(ep.opened_at))}{' (reopened)' if ep.reopened else ''}"
             f" · peak {ep.peak_count} in the window · last error {esc(fmt_ts(ep.last_seen_error_at))}"
-            + (f" · auto-resolved {esc(fmt_ts(ep.resolved_at))}" if ep.resolved_at else "")
+            + (f" · {closed} {esc(fmt_ts(ep.resolved_at))}" if ep.resolved_at else "")
             + "</li>"
         )
     more = f"<li>… and {len(episodes) - 10} more</li>" if len(episodes) > 10 else ""
@@ -231,12 +233,19 @@ def backtest_html(result: Any, rule: AlertRule) -> str:
         "Quiet: it would not have paged. Lower the threshold if it should have."
         if not episodes else
         "Noisy? Raise the threshold, widen the window or add a cooldown." if len(notes) > 20 else
-        "Humans acknowledge and resolve in real life; here only auto-resolve closes incidents."
+        "Without auto-resolve, an incident is assumed resolved by on-call "
+        f"{_minutes(result.resolve_after)} min after its last breach (the quiet period)."
+        if simulated else
+        "Incidents close by the rule's auto-resolve."
     )
     return (
         f'<div class="wb-info-box wb-backtest">{head}<ul>{"".join(items)}{more}</ul>{why}'
         f'<span class="wb-muted">{esc(verdict)}</span></div>'
     )
+
+
+def _minutes(delta: timedelta | None) -> int:
+    return int(delta.total_seconds() // 60) if delta else 0
 
 
 def backtest_figure(result: Any, rule: AlertRule) -> go.Figure | None:
