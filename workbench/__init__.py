@@ -22,23 +22,24 @@ the query modules load on first use.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.api import (
-    backtest,
-    compare_thresholds,
-    error_counts,
-    error_trend,
-    find_rule,
-    incident,
-    incident_window,
-    incidents,
-    logs,
-    rules,
-    search,
-    top_messages,
-)
-from workbench.config import Settings, get_settings
+if TYPE_CHECKING:
+    from workbench.api import (
+        backtest,
+        compare_thresholds,
+        error_counts,
+        error_trend,
+        find_rule,
+        incident,
+        incident_window,
+        incidents,
+        logs,
+        rules,
+        search,
+        top_messages,
+    )
+    from workbench.config import Settings, get_settings
 from workbench.errors import WorkbenchError
 
 __all__ = [
@@ -62,10 +63,20 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+#: Names loaded on first use, so ``import workbench`` (and with it ``workbench --help``)
+#: imports neither polars (``workbench.api`` needs it) nor pydantic-settings.
+_LAZY = {name: "workbench.api" for name in __all__ if name not in {"WorkbenchError", "plots"}}
+_LAZY.update(Settings="workbench.config", get_settings="workbench.config", plots="workbench.plots")
+
+
 def __getattr__(name: str) -> Any:
     # ``workbench.plots`` without an explicit import, still without importing plotly up front.
-    if name == "plots":
-        import importlib
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    import importlib
 
-        return importlib.import_module("workbench.plots")
-    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    loaded = importlib.import_module(module)
+    value = loaded if name == "plots" else getattr(loaded, name)
+    globals()[name] = value
+    return value
