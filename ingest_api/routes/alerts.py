@@ -44,6 +44,8 @@ from workbench.catalog.schemas import (
 from workbench.config import Settings
 from workbench.errors import NotFound, NotifyError
 from workbench.reports import report_path
+from workbench.security.keys import Grant
+from workbench.security.webhooks import mask_target
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -74,6 +76,25 @@ EngineDep = Annotated[Engine, Depends(catalog_engine)]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _shows_targets(request: Request) -> bool:
+    """Return True if the caller may see webhook URLs whole: an ``admin`` key, or the open mode.
+
+    Webhook URLs often hold their secret in the path or query, so a ``read`` key
+    sees them masked (:func:`~workbench.security.webhooks.mask_target`).
+    """
+    grant: Grant | None = getattr(request.state, "api_key", None)
+    # No grant: the API is open (no keys, loopback), where everyone is admin anyway.
+    return grant is None or grant.allows("admin")
+
+
+def _channel_view(channel: ChannelPublic, whole: bool) -> ChannelPublic:
+    return channel if whole else channel.model_copy(update={"target": mask_target(channel.target)})
+
+
+def _delivery_view(delivery: DeliveryPublic, whole: bool) -> DeliveryPublic:
+    return delivery if whole else delivery.model_copy(update={"url": mask_target(delivery.url)})
 
 
 # ---------------------------------------------------------------- rules
@@ -127,10 +148,17 @@ def list_services(engine: EngineDep) -> list[str]:
 
 
 @router.get("/channels", response_model=list[ChannelPublic])
-def list_channels(engine: EngineDep) -> list[ChannelPublic]:
-    """List notification channels (secrets are never shown, only ``hasSecret``)."""
+def list_channels(request: Request, engine: EngineDep) -> list[ChannelPublic]:
+    """List notification channels (secrets are never shown, only ``hasSecret``).
+
+    ``target`` is whole for ``admin`` keys, ``scheme://host/***`` for ``read`` keys.
+    """
+    whole = _shows_targets(request)
     with session_scope(engine) as session:
-        return [ChannelPublic.model_validate(c) for c in channels.list_channels(session=session)]
+        return [
+            _channel_view(ChannelPublic.model_validate(c), whole)
+            for c in channels.list_channels(session=session)
+        ]
 
 
 @router.post("/channels", response_model=ChannelPublic, status_code=http_status.HTTP_201_CREATED)
@@ -214,8 +242,12 @@ def list_incidents(
 
 
 @router.get("/incidents/{id}", response_model=IncidentDetail)
-def get_incident(engine: EngineDep, id: uuid.UUID) -> IncidentDetail:
-    """Return one incident with its timeline (oldest first) and deliveries (newest first)."""
+def get_incident(request: Request, engine: EngineDep, id: uuid.UUID) -> IncidentDetail:
+    """Return one incident with its timeline (oldest first) and deliveries (newest first).
+
+    Delivery URLs are masked for ``read`` keys, as channel targets are.
+    """
+    whole = _shows_targets(request)
     with session_scope(engine) as session:
         incident = incidents.get_incident(session=session, incident_id=id)
         timeline = incidents.incident_timeline(session=session, incident_id=id)
@@ -223,7 +255,7 @@ def get_incident(engine: EngineDep, id: uuid.UUID) -> IncidentDetail:
         return IncidentDetail(
             **IncidentPublic.model_validate(incident).model_dump(),
             timeline=[IncidentEventPublic.model_validate(e) for e in timeline],
-            deliveries=[DeliveryPublic.model_validate(d) for d in deliveries],
+            deliveries=[_delivery_view(DeliveryPublic.model_validate(d), whole) for d in deliveries],
         )
 
 
@@ -336,11 +368,16 @@ def list_decisions(
 
 @router.get("/deliveries", response_model=list[DeliveryPublic])
 def list_deliveries(
+    request: Request,
     engine: EngineDep,
     incident_id: Annotated[uuid.UUID | None, Query(alias="incidentId")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeliveryPublic]:
-    """List notification deliveries (the outbox), newest first, optionally of one incident."""
+    """List notification deliveries (the outbox), newest first, optionally of one incident.
+
+    ``url`` is masked for ``read`` keys, as channel targets are.
+    """
+    whole = _shows_targets(request)
     with session_scope(engine) as session:
         found = runs.list_deliveries(session=session, incident_id=incident_id, limit=limit)
-        return [DeliveryPublic.model_validate(d) for d in found]
+        return [_delivery_view(DeliveryPublic.model_validate(d), whole) for d in found]

@@ -137,6 +137,30 @@ def check_webhook_target(
             )
 
 
+MASK = "***"
+
+
+def mask_target(url: str) -> str:
+    """Return ``url`` with only its scheme, host and port left (``https://hooks.example.com/***``).
+
+    Webhook URLs often carry the secret in the path or query (Slack-style
+    ``/services/T…/B…/…``, ``?token=``), so whoever may only read sees where
+    alerts go, not how to post there. Credentials and fragments go too.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return MASK
+    if not parts.scheme or not host:
+        return MASK
+    shown = f"[{host}]" if ":" in host else host
+    if port is not None:
+        shown += f":{port}"
+    return f"{parts.scheme.lower()}://{shown}/{MASK}"
+
+
 def resolve(host: str, port: int, resolver: Resolver = socket.getaddrinfo) -> list[IPAddress]:
     """Return every address ``host`` resolves to; ValidationError naming ``target`` if none."""
     try:
