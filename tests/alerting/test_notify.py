@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from tests.alerting.conftest import (
+    T0,
     Clock,
     Receiver,
     add_channel,
@@ -76,7 +77,7 @@ def test_sends_original_keys_signed(
     }
     headers = {k.lower(): v for k, v in req["headers"].items()}
     ts = headers[TIMESTAMP_HEADER.lower()]
-    assert ts == str(int(clock.now.timestamp()))
+    assert ts != str(int(clock.now.timestamp()))  # the send time, not the tick's (T0 is past)
     assert headers[SIGNATURE_HEADER.lower()] == "sha256=" + sign("top-secret", ts, req["body"])
     assert verify("top-secret", ts, req["body"], headers[SIGNATURE_HEADER.lower()])
     assert not verify("wrong", ts, req["body"], headers[SIGNATURE_HEADER.lower()])
@@ -86,6 +87,56 @@ def test_sends_original_keys_signed(
     assert [e.kind for e in events(engine)] == ["created", "notified"]
     # Nothing left to send.
     assert deliver_due(engine=engine, now=clock.advance(5), timeout=2).claimed == 0
+
+
+# A receiver's own replay guard: refuse timestamps further than this from its clock.
+RECEIVER_MAX_AGE_S = 300
+
+
+def _receiver_accepts(req: dict[str, Any], secret: str) -> bool:
+    """Return True when a careful receiver would take ``req``: a valid signature, a fresh timestamp."""
+    headers = {k.lower(): v for k, v in req["headers"].items()}
+    ts = headers[TIMESTAMP_HEADER.lower()]
+    fresh = abs(req["arrived"] - int(ts)) <= RECEIVER_MAX_AGE_S
+    return fresh and verify(secret, ts, req["body"], headers[SIGNATURE_HEADER.lower()])
+
+
+def test_rerun_of_an_old_minute_is_signed_at_send_time(
+    sqlite_engine: Engine, lake_url: str, receiver: Receiver
+) -> None:
+    """Proves: re-running a tick for a minute two hours ago (catch-up after an outage) signs
+    with the time of sending, so the receiver's age check accepts it."""
+    engine = sqlite_engine
+    old = Clock(now=datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2))
+    add_rule(engine)
+    add_channel(engine, receiver.url, secret="k")
+    breach(engine, lake_url, old)
+    before = int(time.time())
+    report = deliver_due(engine=engine, now=old.now, timeout=2)
+    after = int(time.time())
+    assert report.sent == 1
+    [req] = receiver.requests
+    ts = int({k.lower(): v for k, v in req["headers"].items()}[TIMESTAMP_HEADER.lower()])
+    assert before <= ts <= after
+    assert _receiver_accepts({**req, "arrived": after}, "k")
+    # The tick's time still rules the outbox: the row is sent "at" the tick.
+    assert deliveries(engine)[0].sent_at == old.now
+
+
+def test_send_time_comes_from_the_clock_seam(
+    sqlite_engine: Engine, lake_url: str, clock: Clock, receiver: Receiver
+) -> None:
+    """Proves: the signing time is the notifier's ``clock`` (the seam), for deliveries and tests."""
+    sent = T0 + timedelta(days=3, seconds=17)
+    add_rule(sqlite_engine)
+    ch = add_channel(sqlite_engine, receiver.url, secret="k")
+    breach(sqlite_engine, lake_url, clock)
+    deliver_due(engine=sqlite_engine, now=clock.now, timeout=2, clock=lambda: sent)
+    with Session(sqlite_engine) as s:
+        send_test(session=s, channel=ch, now=clock.now, dashboard_url=DASH, clock=lambda: sent)
+    assert len(receiver.requests) == 2
+    for req in receiver.requests:
+        assert _receiver_accepts({**req, "arrived": int(sent.timestamp())}, "k")
 
 
 def test_unsigned_without_secret(

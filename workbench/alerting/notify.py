@@ -8,7 +8,9 @@ same transaction as the incident change; :func:`deliver_due` sends what is due:
   sender whose UPDATE matched sends, so two senders never send the same row at once;
 * send: POST of the stored JSON payload, with a timeout, signed when the channel
   has a secret (see :mod:`workbench.alerting.payload`), several rows in parallel so
-  one slow receiver does not hold up the others;
+  one slow receiver does not hold up the others; the signature's timestamp is the
+  moment of sending (``clock``, the wall clock by default), not the tick's ``now``,
+  so a re-run of an old minute passes the receiver's own age check;
 * a row whose channel was disabled or deleted after it was queued -> ``failed``, not sent;
 * webhook safety (``docs/security.md``): the target is checked again right before
   each send (:func:`~workbench.security.webhooks.check_webhook_target`; a refused
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +59,12 @@ from workbench.security.webhooks import check_webhook_target, public_only_transp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    """Return the current UTC time: when a request is signed, whatever tick queued it."""
+    return datetime.now(UTC)
 
 BACKOFF_S: tuple[int, ...] = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 MAX_ATTEMPTS = 12
@@ -140,6 +148,7 @@ def post(
     timeout: float,
     allow_private: bool | None = None,
     max_response_bytes: int | None = None,
+    clock: Clock = wall_clock,
 ) -> Attempt:
     """POST one payload (signed if ``secret``) and return how it went; never raises for HTTP.
 
@@ -147,7 +156,8 @@ def post(
     ``WORKBENCH_ALLOW_PRIVATE_WEBHOOKS``): a refused one is a final failed attempt,
     nothing is sent. Redirects are not followed, whatever ``client`` says, and at
     most ``max_response_bytes`` (default ``WORKBENCH_WEBHOOK_MAX_RESPONSE_BYTES``) of
-    the answer are read, for at most about ``timeout`` seconds.
+    the answer are read, for at most about ``timeout`` seconds. ``now`` is the
+    tick's time; the signature's timestamp is ``clock()``, read right before sending.
     """
     try:
         check_webhook_target(url, allow_private=_or_setting(allow_private, "allow_private_webhooks"))
@@ -155,7 +165,8 @@ def post(
         reason = "; ".join(exc.details.get("target", [])) or exc.message
         return Attempt(delivery_id, False, None, f"{REFUSED}{reason}"[:2000], final=True)
     body = encode(payload)
-    headers = signed_headers(secret, int(now.timestamp()), body)
+    # Signed at send time: a receiver rejects old timestamps, and the tick may be old.
+    headers = signed_headers(secret, int(clock().timestamp()), body)
     headers[EVENT_HEADER] = str(payload.get("type", ""))
     headers[DELIVERY_HEADER] = str(delivery_id)
     headers["User-Agent"] = USER_AGENT
@@ -214,11 +225,13 @@ def deliver_due(
     limit: int = 100,
     timeout: float | None = None,
     allow_private: bool | None = None,
+    clock: Clock = wall_clock,
 ) -> DeliveryReport:
     """Send the pending deliveries due at ``now`` (at most ``limit``); return what happened.
 
     ``allow_private`` defaults to ``WORKBENCH_ALLOW_PRIVATE_WEBHOOKS``; ``client`` is
-    the seam tests use (the notifier's own client is :func:`webhook_client`).
+    the seam tests use (the notifier's own client is :func:`webhook_client`);
+    ``clock`` gives the signing time of each request (:func:`wall_clock`).
     """
     now = now.astimezone(UTC)
     report = DeliveryReport()
@@ -264,6 +277,7 @@ def deliver_due(
                         timeout=seconds,
                         allow_private=private,
                         max_response_bytes=max_bytes,
+                        clock=clock,
                     ),
                     jobs,
                 )
@@ -343,6 +357,7 @@ def send_test(
     dashboard_url: str,
     client: httpx.Client | None = None,
     allow_private: bool | None = None,
+    clock: Clock = wall_clock,
 ) -> m.Delivery:
     """Send a ``test`` notification to ``channel`` now, record it (committed) and return the row.
 
@@ -375,6 +390,7 @@ def send_test(
             delivery_id=delivery.id,
             timeout=seconds,
             allow_private=private,
+            clock=clock,
         )
     finally:
         if own:
@@ -408,5 +424,6 @@ __all__: Sequence[str] = [
     "deliver_due",
     "pending_count",
     "send_test",
+    "wall_clock",
     "webhook_client",
 ]

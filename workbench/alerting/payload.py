@@ -8,7 +8,8 @@ by ``workbench investigate``; else null).
 
 Signature: ``X-Workbench-Signature: sha256=<hex>`` where ``hex`` is
 HMAC-SHA256(secret, f"{timestamp}.{body}") and ``timestamp`` is the value of the
-``X-Workbench-Timestamp`` header (Unix seconds). Receivers recompute it over the
+``X-Workbench-Timestamp`` header (Unix seconds at send time, not the tick's minute,
+see :mod:`workbench.alerting.notify`). Receivers recompute it over the
 raw body and compare in constant time; rejecting old timestamps stops replays.
 """
 
