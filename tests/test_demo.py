@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
+from workbench.config import Settings
 from workbench.demo import generate
 from workbench.lake import reader
 
@@ -69,3 +70,18 @@ def test_cli_demo_retention_compact(tmp_path: Path) -> None:
     out = runner.invoke(main, ["retention", "--days", "1", "--lake", url])
     assert out.exit_code == 0 and "deleted" in out.output
     assert reader.scan(url).collect().height < 3000
+
+
+def test_seed_rules_once_one_rule_per_busy_demo_service(settings: Settings) -> None:
+    from workbench import api
+    from workbench.catalog.db import dispose_engine
+    from workbench.demo import demo_rule_names, seed_rules, service_names
+
+    try:
+        assert seed_rules(settings.database_url, NOW) is True
+        assert seed_rules(settings.database_url, NOW) is False  # rules exist: left alone
+        rules = api.rules(settings=settings)
+        assert sorted(rules["name"].to_list()) == sorted(demo_rule_names())
+        assert demo_rule_names()[0] == f"{service_names(8)[0]} error burst"  # demo_traffic's bursts
+    finally:
+        dispose_engine(settings.database_url)

@@ -261,3 +261,38 @@ def generate(
 def _table(frame: pl.DataFrame) -> pa.Table:
     """Return a polars frame as a lake-schema Arrow table."""
     return frame.select(SCHEMA.names).to_arrow().cast(SCHEMA)
+
+
+def demo_rule_names() -> list[str]:
+    """Return the names of the alert rules :func:`seed_rules` creates (first: the demo burst's)."""
+    return [f"{service} error burst" for service in service_names(8)[:4]]
+
+
+def seed_rules(database_url: str, now: datetime) -> bool:
+    """Create the demo's alert rules (one per busy demo service) unless rules exist; return if done."""
+    from sqlmodel import select
+
+    from workbench.catalog.db import get_engine, init_db, session_scope
+    from workbench.catalog.models import AlertRule
+
+    engine = get_engine(database_url)
+    init_db(engine)
+    # The services demo.generate and demo_traffic use; the first gets demo_traffic's bursts.
+    names = service_names(8)[:4]
+    with session_scope(engine) as session:
+        if session.exec(select(AlertRule)).first() is not None:
+            return False
+        for i, (service, name) in enumerate(zip(names, demo_rule_names(), strict=True)):
+            session.add(
+                AlertRule(
+                    name=name,
+                    service=service,
+                    threshold=5 + 5 * i,
+                    window_minutes=5,
+                    cooldown_minutes=15,
+                    severity="critical" if i == 0 else "warning",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 import click
 
 from workbench.config import Settings, get_settings
+from workbench.errors import ConfigError
 from workbench.security import bind_check
 
 
@@ -89,6 +91,40 @@ def _answers(url: str) -> bool:
         return False
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Return True if a server could not bind ``host:port`` now (someone else listens there).
+
+    Binds the way uvicorn does (``SO_REUSEADDR``), so a port only lingering in
+    TIME_WAIT after our own last run counts as free.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return False  # the bind itself will report an unusable host
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError:
+                return True
+    return False
+
+
+def check_ports(host: str, ports: dict[str, int]) -> None:
+    """Raise ConfigError naming the option if one of ``ports`` (option -> port) is taken or repeated."""
+    seen: dict[int, str] = {}
+    for option, port in ports.items():
+        if port in seen:
+            raise ConfigError(f"{option} {port} is the same port as {seen[port]}: choose another")
+        seen[port] = option
+        if port_in_use(host, port):
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another server, or a workbench "
+                f"already running?): stop it, or choose another port with {option}"
+            )
+
+
 def seed_demo(settings: Settings, now: datetime) -> str | None:
     """Write demo logs and example rules when the lake is empty; return what was done."""
     from workbench.catalog.db import get_engine, init_db
@@ -102,34 +138,8 @@ def seed_demo(settings: Settings, now: datetime) -> str | None:
     n = demo.generate(
         settings.lake_url, events=200_000, days=7, services=8, now=now, seed=42
     )
-    _seed_rules(settings, now)
+    demo.seed_rules(settings.database_url, now)
     return f"seeded {n:,} demo events over 7 days and example alert rules"
-
-
-def _seed_rules(settings: Settings, now: datetime) -> None:
-    from sqlmodel import select
-
-    from workbench.catalog.db import get_engine, session_scope
-    from workbench.catalog.models import AlertRule
-    from workbench.demo import service_names
-
-    names = service_names(8)[:4]  # the services demo.generate and demo_traffic use
-    with session_scope(get_engine(settings.database_url)) as session:
-        if session.exec(select(AlertRule)).first() is not None:
-            return
-        for i, service in enumerate(names):
-            session.add(
-                AlertRule(
-                    name=f"{service} error burst",
-                    service=service,
-                    threshold=5 + 5 * i,
-                    window_minutes=5,
-                    cooldown_minutes=15,
-                    severity="critical" if i == 0 else "warning",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
 
 
 @click.command("up")
@@ -157,6 +167,9 @@ def up_command(
     bind_check(settings, host)  # beyond loopback only with API keys (docs/security.md)
     port = port or settings.port
     dashboard_port = dashboard_port or settings.dashboard_port
+    # Before anything starts: a busy port would otherwise make the API retry its bind
+    # forever while another server answers the readiness probe.
+    check_ports(host, {"--port": port, **({} if no_dashboard else {"--dashboard-port": dashboard_port})})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     if seed_demo:
