@@ -33,9 +33,9 @@ def env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
-@pytest.mark.parametrize("command", ["evaluate", "scheduler", "backtest"])
+@pytest.mark.parametrize("command", ["evaluate", "scheduler", "backtest", "rules", "rules list"])
 def test_help(command: str) -> None:
-    result = CliRunner().invoke(main, [command, "--help"])
+    result = CliRunner().invoke(main, [*command.split(), "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
 
 
@@ -54,7 +54,49 @@ def test_backtest_command(env: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1 incident episodes" in result.output and "error_alert" in result.output
     bad = CliRunner().invoke(main, ["backtest", "--rule", "nope"])
-    assert bad.exit_code == 2 and "not a rule id" in bad.output
+    assert bad.exit_code == 2 and "no rule with id or name 'nope'" in bad.output
+    assert "workbench rules list" in bad.output
+    engine.dispose()
+
+
+def test_backtest_takes_a_rule_name_and_counts_separate_bursts(env: Path) -> None:
+    """Issue 17: ``--rule`` took only an id, and a week of bursts reported 1 incident."""
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    init_db(engine)
+    add_rule(engine, name="auth errors", cooldown_minutes=0)
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    for hours in (30, 6):  # two bursts far apart, each ending an incident
+        add_errors(settings.lake_url, end - timedelta(hours=hours), 9)
+    result = CliRunner().invoke(main, ["backtest", "--rule", "auth errors", "--since", "2d"])
+    assert result.exit_code == 0, result.output
+    assert "2 incident episodes" in result.output, result.output
+    assert "error_alert_reopened" in result.output
+    assert "assumed resolved by on-call 20 min after the last breach" in result.output
+    add_rule(engine, name="auth errors", service="other")
+    twice = CliRunner().invoke(main, ["backtest", "--rule", "auth errors"])
+    assert twice.exit_code == 2 and "2 rules are named 'auth errors'; pass the id" in twice.output
+    engine.dispose()
+
+
+def test_rules_list(env: Path) -> None:
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    init_db(engine)
+    empty = CliRunner().invoke(main, ["rules", "list"])
+    assert empty.exit_code == 0 and "no alert rules" in empty.output
+    a = add_rule(engine, name="auth errors", threshold=5, window_minutes=10)
+    b = add_rule(engine, name="billing burst", service="billing", threshold=20,
+                 window_minutes=5, enabled=False)
+    result = CliRunner().invoke(main, ["rules", "list"])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.output.splitlines()
+    assert header.split() == ["id", "name", "service", "threshold/window", "enabled"]
+    assert len(lines) == 2
+    assert lines[0].split() == [str(a.id), "auth", "errors", "auth", "5/10m", "yes"]
+    assert lines[1].split() == [str(b.id), "billing", "burst", "billing", "20/5m", "no"]
+    only = CliRunner().invoke(main, ["rules", "list", "--service", "billing"])
+    assert [line.split()[0] for line in only.output.splitlines()[1:]] == [str(b.id)]
     engine.dispose()
 
 

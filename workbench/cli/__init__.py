@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workbench.cli.alerting:backtest_cmd",
         "Replay a rule over past logs and list the incidents and notifications it would have made.",
     ),
+    "rules": (
+        "workbench.cli.alerting:rules_group",
+        "List the alert rules (id, name, service, threshold/window, enabled).",
+    ),
     "investigate": (
         "workbench.cli.analyst:investigate_command",
         "Run the investigation notebook for INCIDENT_ID and write an HTML report beside the runs.",

@@ -1,10 +1,11 @@
-"""CLI commands of the alerting area: ``evaluate`` (one papermill run), ``scheduler``, ``backtest``."""
+"""CLI commands of the alerting area: ``evaluate`` (one papermill run), ``scheduler``,
+``backtest`` and ``rules list``."""
 
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 
@@ -66,27 +67,29 @@ def scheduler_cmd() -> None:
     main()
 
 
+def _find_rule(ref: str) -> Any:
+    """Return the catalog rule whose id or (unique) name is ``ref``; NotFound naming the fix."""
+    from workbench.api import find_rule
+
+    try:
+        return find_rule(ref.strip(), settings=get_settings())
+    except NotFound as exc:
+        exc.args = (f"no rule with id or name {ref!r} (`workbench rules list` shows them)",)
+        raise
+
+
 @click.command("backtest")
-@click.option("--rule", "rule_id", required=True, help="Id of the alert rule to replay.")
+@click.option(
+    "--rule", "rule_ref", required=True, help="Id or name of the alert rule to replay."
+)
 @click.option("--since", default="7d", show_default=True, help="How far back: 30m, 6h, 7d, 2w.")
 @click.option("--step", default="1m", show_default=True, help="Evaluation interval of the replay.")
-def backtest_cmd(rule_id: str, since: str, step: str) -> None:
+def backtest_cmd(rule_ref: str, since: str, step: str) -> None:
     """Replay a rule over past logs and list the incidents and notifications it would have made."""
-    from sqlmodel import Session
-
-    from workbench.alerting.backtest import backtest
-    from workbench.catalog import models as m
-    from workbench.catalog.db import get_engine
+    from workbench.alerting.backtest import SIMULATED, backtest
 
     settings = get_settings()
-    try:
-        key = uuid.UUID(rule_id)
-    except ValueError:
-        raise ValidationError(f"--rule: not a rule id: {rule_id!r}") from None
-    with Session(get_engine(settings.database_url)) as s:
-        rule = s.get(m.AlertRule, key)
-    if rule is None:
-        raise NotFound("rule", rule_id)
+    rule = _find_rule(rule_ref)
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     result = backtest(
         rule,
@@ -96,11 +99,51 @@ def backtest_cmd(rule_id: str, since: str, step: str) -> None:
         step=parse_duration(step),
     )
     click.echo(
-        f"{result.ticks} ticks, {len(result.incidents)} incident episodes, "
-        f"{len(result.notifications)} notifications"
+        f"{rule.name or rule.service} ({rule.id}): {result.ticks} ticks, "
+        f"{len(result.incidents)} incident episodes, {len(result.notifications)} notifications"
     )
+    after = int(result.resolve_after.total_seconds() // 60) if result.resolve_after else 0
+    if result.resolved_by == SIMULATED:
+        click.echo(f"  (no auto-resolve: assumed resolved by on-call {after} min after the last breach)")
+    else:
+        click.echo(f"  (auto-resolve after {after} min)")
+    for e in result.incidents:
+        closed = e.resolved_at.isoformat() if e.resolved_at else "still open"
+        kind = "reopened" if e.reopened else "opened"
+        click.echo(f"  {kind:<9} {e.opened_at.isoformat()}  peak={e.peak_count:<6} resolved {closed}")
     for n in result.notifications:
         click.echo(f"  {n.at.isoformat()}  {n.type:<22} count={n.count}")
 
 
-COMMANDS: list[click.Command] = [evaluate_cmd, scheduler_cmd, backtest_cmd]
+@click.group("rules")
+def rules_group() -> None:
+    """List the alert rules (id, name, service, threshold/window, enabled)."""
+
+
+@rules_group.command("list")
+@click.option("--service", default=None, help="Only the rules of this service.")
+def rules_list_cmd(service: str | None) -> None:
+    """Print every alert rule: id, name, service, threshold/window, enabled."""
+    from workbench.api import rules
+
+    frame = rules(service=service, settings=get_settings())
+    if frame.height == 0:
+        click.echo("no alert rules" + (f" for service {service!r}" if service else ""))
+        return
+    rows = [
+        (
+            r["id"],
+            r["name"] or "(unnamed)",
+            r["service"],
+            f"{r['threshold']}/{r['window_minutes']}m",
+            "yes" if r["enabled"] else "no",
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+    header = ("id", "name", "service", "threshold/window", "enabled")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+COMMANDS: list[click.Command] = [evaluate_cmd, scheduler_cmd, backtest_cmd, rules_group]
