@@ -1,4 +1,4 @@
-"""CLI commands of the lake area: ``demo``, ``retention``, ``compact`` (thin shells over workbench)."""
+"""CLI commands of the lake area: ``demo``, ``retention``, ``compact``, ``verify`` (thin shells)."""
 
 from __future__ import annotations
 
@@ -119,4 +119,22 @@ def compact_command(
     click.echo(f"compacted {sum(1 for r in results if r.merged)} partition(s)")
 
 
-COMMANDS: list[click.Command] = [demo_command, retention_command, compact_command]
+@click.command("verify")
+@click.option("--lake", default=None, help="Lake URL (default: WORKBENCH_LAKE_URL).")
+def verify_command(lake: str | None) -> None:
+    """Check every committed lake file's footer and page checksums; exit 1 if any is damaged."""
+    from workbench.lake.integrity import verify_lake
+
+    report = verify_lake(_lake_url(lake))
+    for path, problem in report.damaged:
+        click.echo(f"damaged: {path}: {problem}")
+    if report.quarantined:
+        click.echo(f"{len(report.quarantined)} file(s) already in quarantine, not checked:")
+        for path in report.quarantined:
+            click.echo(f"  {path}")
+    click.echo(f"{report.checked} file(s) checked, {len(report.damaged)} damaged")
+    if report.damaged:
+        raise SystemExit(1)
+
+
+COMMANDS: list[click.Command] = [demo_command, retention_command, compact_command, verify_command]

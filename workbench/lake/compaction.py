@@ -164,7 +164,8 @@ def commit_compacted(fs: pafs.FileSystem, folder: str, inputs: list[reader.FileS
     tables = []
     for s in inputs:
         with fs.open_input_file(s.path) as handle:
-            tables.append(pq.read_table(handle, schema=SCHEMA))
+            # Verified: a damaged page must not be rewritten under a fresh, valid checksum.
+            tables.append(pq.read_table(handle, schema=SCHEMA, page_checksum_verification=True))
     merged = pa.concat_tables(tables).sort_by([("timestamp", "ascending"), ("id", "ascending")])
     replaces = json.dumps(_replaced_names(inputs)).encode()
     merged = merged.replace_schema_metadata({reader.REPLACES_KEY: replaces})
@@ -172,7 +173,9 @@ def commit_compacted(fs: pafs.FileSystem, folder: str, inputs: list[reader.FileS
     tmp = f"{folder}/{_TMP_PREFIX}{token}.parquet"
     final = f"{folder}/{reader.COMPACT_PREFIX}{token}.parquet"
     with fs.open_output_stream(tmp) as sink:
-        pq.write_table(merged, sink, compression="zstd", row_group_size=128 * 1024)
+        pq.write_table(
+            merged, sink, compression="zstd", row_group_size=128 * 1024, write_page_checksum=True
+        )
     fs.move(tmp, final)  # the commit point
     return final
 

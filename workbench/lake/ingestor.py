@@ -42,6 +42,7 @@ from workbench.events import (
 )
 from workbench.ids import IdGenerator
 from workbench.lake import fs as lakefs
+from workbench.lake.integrity import quarantined_files
 from workbench.lake.schema import LOGS_TABLE
 from workbench.lake.wal import (
     Segment,
@@ -131,6 +132,7 @@ class Ingestor:
         self.replayed_events = 0
         self._lake_stats: dict[str, int] = {"bytes": 0, "files": 0}
         self._lake_stats_at = 0.0
+        self._quarantined = 0  # damaged lake files moved aside by readers (any process)
         self._next_orphan_scan = 0.0
         # The last flush round's failure, for /health; None once a round succeeds.
         self.flush_problem: str | None = None
@@ -316,6 +318,7 @@ class Ingestor:
                 self.flush()
                 if time.monotonic() - self._lake_stats_at >= _LAKE_STATS_S:
                     self._lake_stats = lake_size(self.settings.lake_url)
+                    self._quarantined = len(quarantined_files(self.settings.lake_url))
                     self._lake_stats_at = time.monotonic()
             except Exception as exc:
                 # Keep the segments: the next round (or a restart) retries them.
@@ -378,6 +381,8 @@ class Ingestor:
             if self.last_flush_at
             else None,
             "lake": dict(self._lake_stats),
+            # Damaged files readers moved to <lake>/_quarantine (see `workbench verify`).
+            "quarantine": {"files": self._quarantined},
         }
 
     def _require_wal(self) -> WriteAheadLog:

@@ -33,6 +33,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from workbench.lake import fs as lakefs
+from workbench.lake import integrity
 from workbench.lake.schema import LOGS_TABLE, parse_partition_dir
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,28 @@ def list_dir(filesystem: pafs.FileSystem, path: str) -> list[Entry]:
     ]
 
 
+class DamagedFile(ValueError):
+    """A committed file whose footer reads but whose pages fail their checksums or decoding."""
+
+
 def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
-    """Return the footer facts of one file, from the cache when already seen."""
+    """Return the footer facts of one file, from the cache when already seen.
+
+    A file not seen before has every page verified first (:mod:`workbench.lake.integrity`);
+    :class:`DamagedFile` is raised when one fails.
+    """
     key = (entry.path, entry.size, entry.mtime_ns)
     hit = _footer_cache.get(key)
     if hit is not None:
         return hit
     with filesystem.open_input_file(entry.path) as handle:
-        meta = pq.ParquetFile(handle).metadata
+        parquet = pq.ParquetFile(handle, page_checksum_verification=True)
+        meta = parquet.metadata
+        # polars reads pages without checking their checksums: a damaged page would be
+        # returned as other rows' values, so each file is verified once, here.
+        damage = integrity.page_damage(parquet)
+    if damage is not None:
+        raise DamagedFile(f"damaged data page: {damage}")
     replaces: frozenset[str] = frozenset()
     kv = meta.metadata or {}
     if REPLACES_KEY in kv:
@@ -201,7 +216,8 @@ def _read_stat_or_quarantine(
     """Return the footer facts of ``entry``; a file whose footer cannot be read is quarantined.
 
     Committed files are renamed into place only once complete, so an unreadable
-    footer (``ArrowInvalid``) means damage (disk, truncation, a hand edit): the file is moved to
+    footer (``ArrowInvalid``) or a page failing its checksum (:class:`DamagedFile`) means
+    damage (disk, truncation, a hand edit): the file is moved to
     ``<lake>/_quarantine/<partition>/`` with a warning and skipped, so one bad
     file cannot break every search and trend. A file that vanished meanwhile
     (compaction, retention) is skipped silently.
@@ -214,7 +230,7 @@ def _read_stat_or_quarantine(
         # Possibly transient (EIO, EMFILE, permissions): skip it this time, never move it.
         log.warning("lake file %s skipped, cannot be read now: %s", entry.path, exc)
         return None
-    except ValueError as exc:  # pyarrow.ArrowInvalid: the footer itself is damaged
+    except ValueError as exc:  # pyarrow.ArrowInvalid (the footer) or DamagedFile (a page)
         table_dir = folder.rstrip("/").rsplit("/", 1)
         root = table_dir[0].rsplit("/", 1)[0]
         target_dir = f"{root}/{QUARANTINE_DIR}/{table_dir[-1]}"
@@ -231,7 +247,8 @@ def _read_stat_or_quarantine(
                     exc,
                 )
             return None  # else another reader quarantined it meanwhile
-        log.warning("unreadable lake file %s moved to quarantine %s: %s", entry.path, target, exc)
+        what = "damaged" if isinstance(exc, DamagedFile) else "unreadable"
+        log.warning("%s lake file %s moved to quarantine %s: %s", what, entry.path, target, exc)
         return None
 
 

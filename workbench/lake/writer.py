@@ -39,7 +39,14 @@ def write_batch(table: pa.Table, *, lake_url: str, name: str) -> list[str]:
         final = f"{folder}/part-{name}.parquet"
         tmp = f"{folder}/.tmp-{name}-{uuid.uuid4().hex}.parquet"
         with filesystem.open_output_stream(tmp) as sink:
-            pq.write_table(part, sink, compression="zstd", row_group_size=128 * 1024)
+            # Page checksums: damage inside a page is caught (workbench.lake.integrity).
+            pq.write_table(
+                part,
+                sink,
+                compression="zstd",
+                row_group_size=128 * 1024,
+                write_page_checksum=True,
+            )
         filesystem.move(tmp, final)
         written.append(final)
     return written
