@@ -24,6 +24,7 @@ from ingest_api.app import _install_error_handlers
 from ingest_api.routes import query
 from tests.factories import T0, write_events
 from workbench import api
+from workbench.cli import main
 from workbench.config import Settings
 from workbench.lake import compaction, reader
 
@@ -85,14 +86,12 @@ def damaged_lake(settings: Settings) -> tuple[Settings, Path, set[tuple[str, str
 def test_verify_lists_the_damaged_file_and_exits_non_zero(
     damaged_lake: tuple[Settings, Path, set[tuple[str, str]]],
 ) -> None:
-    from workbench.cli.lake import verify_command
-
     settings, victim, _ = damaged_lake
-    result = CliRunner().invoke(verify_command, ["--lake", settings.lake_url])
+    result = CliRunner().invoke(main, ["verify", "--lake", settings.lake_url])
     assert result.exit_code != 0, result.output
     assert victim.name in result.output and "damaged" in result.output
     victim.unlink()
-    clean = CliRunner().invoke(verify_command, ["--lake", settings.lake_url])
+    clean = CliRunner().invoke(main, ["verify", "--lake", settings.lake_url])
     assert clean.exit_code == 0, clean.output
     assert "1 file(s) checked, 0 damaged" in clean.output
 

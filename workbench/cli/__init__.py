@@ -81,6 +81,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workbench.cli.lake:compact_command",
         "Merge the small files of past date partitions into one file each.",
     ),
+    "verify": (
+        "workbench.cli.lake:verify_command",
+        "Check the footer and page checksums of every lake file; exit 1 if one is damaged.",
+    ),
 }
 
 

@@ -122,7 +122,7 @@ def compact_command(
 @click.command("verify")
 @click.option("--lake", default=None, help="Lake URL (default: WORKBENCH_LAKE_URL).")
 def verify_command(lake: str | None) -> None:
-    """Check every committed lake file's footer and page checksums; exit 1 if any is damaged."""
+    """Check the footer and page checksums of every lake file; exit 1 if one is damaged."""
     from workbench.lake.integrity import verify_lake
 
     report = verify_lake(_lake_url(lake))
