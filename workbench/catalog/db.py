@@ -19,6 +19,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
+from workbench.errors import ConfigError, StorageError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The first revision; a database built by the pre-Alembic ``create_all`` equals it.
 BASELINE_REVISION = "0001"
@@ -29,14 +31,55 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
+# What a person should write instead of a URL the catalog cannot use.
+_URL_FORMS = (
+    "the catalog takes sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME "
+    "(postgres:// and postgresql:// are read as postgresql+psycopg://)"
+)
+
+
+def catalog_url(database_url: str) -> sa.URL:
+    """Return ``database_url`` as the URL the catalog connects to, or raise ConfigError.
+
+    ``postgres://`` and ``postgresql://`` (Heroku, docker-compose files, ``psql``)
+    mean PostgreSQL through psycopg 3, the driver the project ships; any other
+    dialect or driver is refused with the forms that work.
+    """
+    for scheme in ("postgres://", "postgresql://"):
+        if database_url.startswith(scheme):
+            database_url = "postgresql+psycopg://" + database_url[len(scheme) :]
+    try:
+        url = sa.make_url(database_url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"DATABASE_URL: not a database URL; {_URL_FORMS}") from None
+    if url.get_backend_name() == "sqlite" or url.drivername == "postgresql+psycopg":
+        return url
+    shown = url.render_as_string(hide_password=True)
+    raise ConfigError(f"DATABASE_URL: cannot use {shown} ({url.drivername}); {_URL_FORMS}")
+
+
 def get_engine(database_url: str) -> Engine:
-    """Return the process-wide engine for ``database_url`` (SQLite: WAL mode, FKs, busy timeout)."""
+    """Return the process-wide engine for ``database_url`` (SQLite: WAL mode, FKs, busy timeout).
+
+    Raises ConfigError for a URL the catalog cannot use (see :func:`catalog_url`).
+    """
     with _lock:
         engine = _engines.get(database_url)
         if engine is None:
-            engine = _create(database_url)
+            engine = _create(catalog_url(database_url))
             _engines[database_url] = engine
         return engine
+
+
+def prepare_catalog(database_url: str) -> Engine:
+    """Return the engine for ``database_url`` with its schema migrated: the start-up check.
+
+    Raises ConfigError or StorageError with one line naming the fix (a missing
+    database, an unreachable server, an unusable URL) instead of a traceback.
+    """
+    engine = get_engine(database_url)
+    init_db(engine)
+    return engine
 
 
 def dispose_engine(database_url: str) -> None:
@@ -47,8 +90,8 @@ def dispose_engine(database_url: str) -> None:
         engine.dispose()
 
 
-def _create(database_url: str) -> Engine:
-    if database_url.startswith("sqlite"):
+def _create(database_url: sa.URL) -> Engine:
+    if database_url.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             database_url, connect_args={"check_same_thread": False, "timeout": 30}
         )
@@ -74,7 +117,8 @@ def alembic_config(connection: Connection | None = None, database_url: str | Non
     cfg.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
     if database_url is not None:
         # ConfigParser interpolation: a literal "%" in a password must be doubled.
-        cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+        url = catalog_url(database_url).render_as_string(hide_password=False)
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
@@ -88,15 +132,51 @@ def init_db(engine: Engine) -> None:
     beside it. A database created before migrations existed (``create_all``) is
     stamped at the baseline revision first, then upgraded.
     """
-    with _migration_file_lock(engine), engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            # Transaction-scoped: released by the commit/rollback below, even on a crash.
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY})
-        cfg = alembic_config(connection=conn)
-        if _is_unversioned_baseline(conn):
-            command.stamp(cfg, BASELINE_REVISION)
-        command.upgrade(cfg, "head")
-        conn.commit()
+    try:
+        with _migration_file_lock(engine), engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # Transaction-scoped: released by the commit/rollback below, even on a crash.
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY}
+                )
+            cfg = alembic_config(connection=conn)
+            if _is_unversioned_baseline(conn):
+                command.stamp(cfg, BASELINE_REVISION)
+            command.upgrade(cfg, "head")
+            conn.commit()
+    except sa.exc.OperationalError as exc:
+        raise catalog_unavailable(engine, exc) from exc
+
+
+def catalog_unavailable(engine: Engine, exc: sa.exc.OperationalError) -> StorageError:
+    """Return a one-line StorageError for a failed catalog connection, naming the fix."""
+    url = engine.url
+    reason = str(exc.orig or exc).strip()
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "postgresql":
+        where = f"{url.host or 'localhost'}:{url.port or 5432}"
+        if f'database "{url.database}" does not exist' in reason:
+            user = f" -U {url.username}" if url.username else ""
+            return StorageError(
+                f'catalog database "{url.database}" does not exist on {where}: create it with '
+                f"`createdb -h {url.host or 'localhost'} -p {url.port or 5432}{user} "
+                f"{url.database}` (or `createdb {url.database}`), or set DATABASE_URL to one "
+                f"that exists (DATABASE_URL={shown})"
+            )
+        if "connection failed" in reason or "Connection refused" in reason:
+            first = reason.splitlines()[0]
+            if f'role "{url.username}" does not exist' in reason:
+                hint = f"create the role (`createuser {url.username}`) or use another user"
+            elif "authentication failed" in reason:
+                hint = "check the user and password in DATABASE_URL"
+            else:
+                hint = "is PostgreSQL running and reachable there?"
+            return StorageError(
+                f"cannot connect to the catalog database at {where} (DATABASE_URL={shown}): "
+                f"{first}; {hint}"
+            )
+    first = reason.splitlines()[0] if reason else type(exc).__name__
+    return StorageError(f"catalog database (DATABASE_URL={shown}) failed: {first}")
 
 
 def _is_unversioned_baseline(conn: Connection) -> bool:
