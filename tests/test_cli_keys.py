@@ -69,3 +69,26 @@ def test_serve_and_up_refuse_a_public_bind_without_keys(cli_settings: Settings) 
         result = CliRunner().invoke(main, argv)
         assert result.exit_code == 2, result.output
         assert "refusing to listen on '0.0.0.0' without API keys" in result.output
+
+
+def test_the_first_key_says_the_api_now_requires_keys(cli_settings: Settings) -> None:
+    runner = CliRunner()
+    first = runner.invoke(main, ["keys", "create", "--name", "svc", "--scope", "ingest"])
+    assert first.exit_code == 0, first.output
+    assert "the API now requires keys" in first.stderr
+    assert "Authorization: Bearer" in first.stderr and "demo-traffic" in first.stderr
+    second = runner.invoke(main, ["keys", "create", "--name", "svc2", "--scope", "read"])
+    assert second.exit_code == 0 and "now requires keys" not in second.stderr
+
+
+def test_revoking_the_last_key_says_the_api_stays_keyed(cli_settings: Settings) -> None:
+    runner = CliRunner()
+    a = runner.invoke(main, ["keys", "create", "--name", "a", "--scope", "ingest"]).stdout.strip()
+    b = runner.invoke(main, ["keys", "create", "--name", "b", "--scope", "read"]).stdout.strip()
+    one_left = runner.invoke(main, ["keys", "revoke", a[:11]])
+    assert one_left.exit_code == 0 and "stays keyed" not in one_left.output
+    none_left = runner.invoke(main, ["keys", "revoke", b[:11]])
+    assert none_left.exit_code == 0, none_left.output
+    assert "no active API key is left: the API stays keyed" in none_left.output
+    listed = runner.invoke(main, ["keys", "list", "--active"])
+    assert "the API stays keyed" in listed.output and "open on loopback" not in listed.output

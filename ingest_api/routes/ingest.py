@@ -162,6 +162,17 @@ async def ingest_logs(request: Request) -> Response:
     return _json({"status": "queued", "accepted": len(result.accepted), "rejected": rejected}, 202)
 
 
+async def _api_mode(request: Request) -> str:
+    """Return ``"open"`` (no API key created yet), ``"keyed"``, or ``"unknown"`` (catalog down)."""
+    from workbench.errors import StorageError
+
+    try:  # revoked keys count: revoking the last key keeps the API keyed (docs/security.md)
+        keyed = await asyncio.to_thread(request.app.state.key_cache.keys_configured)
+    except StorageError:
+        return "unknown"
+    return "keyed" if keyed else "open"
+
+
 @router.get("/health", summary="Liveness and ingest figures")
 async def health(request: Request) -> Response:
     """Return ``{"status":"ok"}`` (``"degraded"`` while ``problems`` is not empty) with the WAL
@@ -169,6 +180,7 @@ async def health(request: Request) -> Response:
     ingestor: Ingestor = request.app.state.ingestor
     stats = ingestor.stats()
     body: dict[str, Any] = {"status": "degraded" if stats["problems"] else "ok", **stats}
+    body["mode"] = await _api_mode(request)
     settings = request.app.state.settings
     if settings.elastic_url:
         from workbench.mirror.status import mirror_health

@@ -23,6 +23,19 @@ def _when(t: datetime | None) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if t else "-"
 
 
+_NOW_KEYED = (
+    "the API now requires keys: it was open (no key existed); from now on every request to "
+    "/api/... and /v1/logs must send a key with the right scope (Authorization: Bearer KEY or "
+    "X-API-Key: KEY), on loopback too, and running servers notice within seconds. The demo "
+    "traffic of `workbench up --seed-demo` creates its own key (demo-traffic). Revoking keys "
+    "does not reopen the API (docs/security.md)."
+)
+_STAYS_KEYED = (
+    "no active API key is left: the API stays keyed and refuses every guarded request until "
+    "a new key is created (revoking does not reopen it; docs/security.md)"
+)
+
+
 @click.group("keys")
 def keys_group() -> None:
     """Create, list and revoke API keys (scopes: ingest, read, admin)."""
@@ -41,12 +54,15 @@ def keys_group() -> None:
 def create_cmd(name: str, scopes: tuple[str, ...]) -> None:
     """Create an API key and print it once, as the last line (only its hash is stored)."""
     from workbench.catalog.db import session_scope
-    from workbench.security.keys import create_key
+    from workbench.security.keys import create_key, keys_configured
 
     with session_scope(_engine()) as session:
+        was_open = not keys_configured(session=session)
         key, token = create_key(session=session, name=name, scopes=scopes, now=datetime.now(UTC))
         key_id, prefix, granted = key.id, key.prefix, ", ".join(key.scopes)
     click.echo(f"created API key {prefix}… ({name}; scopes: {granted}; id {key_id})", err=True)
+    if was_open:
+        click.echo(_NOW_KEYED, err=True)
     click.echo("store it now: it is shown only once", err=True)
     click.echo(token)
 
@@ -56,12 +72,15 @@ def create_cmd(name: str, scopes: tuple[str, ...]) -> None:
 def list_cmd(active: bool) -> None:
     """List API keys: prefix, name, scopes, created, last used, revoked (never the secret)."""
     from workbench.catalog.db import session_scope
-    from workbench.security.keys import list_keys
+    from workbench.security.keys import keys_configured, list_keys
 
     with session_scope(_engine()) as session:
         keys = list_keys(session=session, include_revoked=not active)
         if not keys:
-            click.echo("no API keys (the API is open on loopback only)")
+            if keys_configured(session=session):
+                click.echo(f"no API keys active; {_STAYS_KEYED.split(': ', 1)[1]}")
+            else:
+                click.echo("no API keys (the API is open on loopback only)")
             return
         click.echo(
             f"{'PREFIX':<12} {'NAME':<24} {'SCOPES':<20} {'CREATED':<21} {'LAST USED':<21} "
@@ -80,11 +99,13 @@ def list_cmd(active: bool) -> None:
 def revoke_cmd(ident: str) -> None:
     """Revoke an API key by id or shown prefix; servers refuse it within a few seconds."""
     from workbench.catalog.db import session_scope
-    from workbench.security.keys import revoke_key
+    from workbench.security.keys import active_keys_exist, revoke_key
 
     with session_scope(_engine()) as session:
         key = revoke_key(session=session, ident=ident, now=datetime.now(UTC))
         click.echo(f"revoked API key {key.prefix}… ({key.name}) at {_when(key.revoked_at)}")
+        if not active_keys_exist(session=session):
+            click.echo(_STAYS_KEYED)
 
 
 COMMANDS: list[click.Command] = [keys_group]
