@@ -27,6 +27,7 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
 
     from ingest_api.lifecycle import GC_FREEZE_ENV
     from workbench.catalog.db import prepare_catalog
+    from workbench.logs_config import uvicorn_log_config
 
     settings = get_settings()
     bind_check(settings, host or settings.host)  # beyond loopback only with API keys
@@ -43,6 +44,7 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
         log_level=log_level,
         # Access logs cost a large share of a tiny request's time; errors still log.
         access_log=False,
+        log_config=uvicorn_log_config(),  # a client gone mid-request: one INFO line
         timeout_graceful_shutdown=30,
     )
 
