@@ -7,7 +7,7 @@ no route at all). :func:`required_scope` maps a request to the scope it needs:
 =====================================  ==========
 ``POST /api/logs``, ``POST /v1/logs``  ``ingest``
 ``GET``/``HEAD`` under ``/api/``       ``read``
-``/health``, ``/docs``, OpenAPI        open
+``/``, ``/health``, ``/docs``, OpenAPI  open (with the docs' assets)
 anything else                          ``admin``
 =====================================  ==========
 
@@ -19,10 +19,21 @@ an ingest key over its rate -> 429 with ``Retry-After``. Bodies of every route
 but the ingest ones (which bound their own) are limited to
 ``WORKBENCH_MAX_API_BODY_BYTES`` -> 413 ``{"error", "details"}``.
 
+Work is bounded before any of that: request headers over :data:`MAX_HEADER_BYTES`
+in all -> 431. In open mode (no key) a request that is not open must name a
+loopback host or one of ``WORKBENCH_ALLOWED_HOSTS`` in ``Host`` (DNS rebinding)
+-> 400, and a write (``POST``, ``PUT``, ``PATCH``, ``DELETE``) whose ``Origin`` is
+neither the request's own nor one of ``WORKBENCH_CORS_ORIGINS`` -> 403. With keys,
+the key is what a rebinding or cross-site page lacks, so neither is checked. A
+catalog outage during the key check -> 503 ``{"error": "catalog unavailable"}``
+(the driver's message, which names host, port and role, goes to the log only).
+
 The authenticated key is left in ``request.state.api_key`` (a
 :class:`~workbench.security.keys.Grant`). Ingest routes report how many events a
 request carried in ``request.state.ingested_events`` so the rate limit counts
-events; a route that does not is charged one event per request.
+events; a route that does not (a refused body, say) is charged by the bytes it
+reported in ``request.state.received_bytes``: one event per
+:data:`REFUSED_BYTES_PER_EVENT`, at least one.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +56,13 @@ from workbench.security import is_loopback_host
 from workbench.security.keys import Grant, KeyCache
 from workbench.security.ratelimit import IngestRateLimiter
 
+log = logging.getLogger(__name__)
+
 OPEN_PATHS: frozenset[str] = frozenset(
-    {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    {"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+# The Swagger UI / ReDoc files /docs and /redoc load (served from a package, not a CDN).
+DOCS_ASSETS_PREFIX = "/docs-assets/"
 INGEST_PATHS: frozenset[str] = frozenset({"/api/logs", "/v1/logs"})
 READ_METHODS: frozenset[str] = frozenset({"GET", "HEAD"})
 BODY_METHODS: frozenset[str] = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -54,12 +70,22 @@ EVENTS_STATE_KEY = "ingested_events"
 KEY_STATE_KEY = "api_key"
 _REALM = 'Bearer realm="workbench"'
 RATE_LIMIT_FILE = "ratelimit.buckets"
+# All request headers together (names and values); a browser sends a few KB, a 16 MB
+# "Authorization" would otherwise be decoded, hashed and looked up before any limit.
+MAX_HEADER_BYTES = 16 * 1024
+# A refused ingest body (413, 400, 415) is charged one event per this many bytes.
+REFUSED_BYTES_PER_EVENT = 256
+BYTES_STATE_KEY = "received_bytes"
+WRITE_METHODS: frozenset[str] = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CATALOG_UNAVAILABLE = "catalog unavailable"
 
 
 def required_scope(method: str, path: str) -> str | None:
     """Return the scope a request needs (``ingest``, ``read``, ``admin``), or None if it is open."""
     trimmed = path.rstrip("/") or "/"
     if trimmed in OPEN_PATHS:
+        return None
+    if method in READ_METHODS and path.startswith(DOCS_ASSETS_PREFIX):
         return None
     if method == "POST" and trimmed in INGEST_PATHS:
         return "ingest"
@@ -81,6 +107,43 @@ def presented_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def header_bytes(headers: list[tuple[bytes, bytes]]) -> int:
+    """Return the size of the request headers: names and values, as received."""
+    return sum(len(name) + len(value) for name, value in headers)
+
+
+def host_name(host_header: str) -> str:
+    """Return the host name of a ``Host`` header value, lower-cased, without port or brackets."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host
+
+
+@functools.lru_cache(maxsize=256)
+def is_loopback_name(host: str) -> bool:
+    """Return True if ``host`` (a ``Host`` name) means this machine: localhost or a loopback IP.
+
+    No DNS lookup: a rebinding name resolves to 127.0.0.1 by design, so names
+    other than ``localhost`` and ``*.localhost`` never count.
+    """
+    if host in ("localhost", "ip6-localhost") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
+    for name, value in headers:
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
 def _arrived_on_loopback(scope: Scope) -> bool:
     # The interface the connection came in on: a server told "127.0.0.1" but
     # actually listening on 0.0.0.0 must not be open to the network.
@@ -99,6 +162,22 @@ def _is_loopback_address(address: str) -> bool:
         return True  # a name (the test client's "testserver"), not an interface address
 
 
+@functools.lru_cache(maxsize=64)
+def _is_interface_address(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _over_a_socket(scope: Scope) -> bool:
+    # uvicorn names the interface by its IP address; an in-process client (the test
+    # client's "testserver") has no socket a browser page could reach by rebinding.
+    server = scope.get("server")
+    return server is not None and _is_interface_address(str(server[0]))
+
+
 class ApiKeyMiddleware:
     """Admit a request only with a key that has its scope (or in open mode); rate-limit ingest."""
 
@@ -110,11 +189,23 @@ class ApiKeyMiddleware:
         self.cache = cache
         self.limiter = limiter
         self.max_api_body_bytes = settings.max_api_body_bytes
+        self.allowed_hosts = frozenset(settings.allowed_host_list)
+        self.cors_origins = frozenset(settings.cors_origin_list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request if it may be served; answer 401/403/429/503 otherwise."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if header_bytes(scope["headers"]) > MAX_HEADER_BYTES:
+            await _answer(
+                send,
+                431,
+                {
+                    "error": f"request headers larger than {MAX_HEADER_BYTES} bytes",
+                    "details": {"headers": [f"at most {MAX_HEADER_BYTES} bytes in all"]},
+                },
+            )
             return
         need = required_scope(scope["method"], scope["path"])
         if need is None:
@@ -133,9 +224,14 @@ class ApiKeyMiddleware:
                 if not hit:
                     grant = await anyio.to_thread.run_sync(cache.grant, token)
         except StorageError as exc:
-            await _answer(send, 503, {"error": str(exc)}, {"Retry-After": "5"})
+            log.warning("API key check failed: %s", exc, exc_info=exc.__cause__ or exc)
+            await _answer(send, 503, {"error": CATALOG_UNAVAILABLE}, {"Retry-After": "5"})
             return
         if open_mode:
+            refusal = self._open_mode_refusal(scope)
+            if refusal is not None:
+                await _answer(send, refusal[0], {"error": refusal[1]})
+                return
             await self._serve(scope, receive, send)
             return
         if token is None:
@@ -162,6 +258,34 @@ class ApiKeyMiddleware:
             await self._serve(scope, receive, send)
             return
         await self._ingest(grant, state, scope, receive, send)
+
+    def _open_mode_refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """Return (status, error) if an unauthenticated request must be refused, else None.
+
+        Open mode trusts "whoever reaches 127.0.0.1": a browser page on a rebinding
+        domain (``Host``) or on any other site (``Origin``) must not count as that.
+        """
+        if not _over_a_socket(scope):
+            return None
+        headers = scope["headers"]
+        host = _header(headers, b"host")
+        if host is not None:
+            name = host_name(host)
+            if not is_loopback_name(name) and name not in self.allowed_hosts:
+                return 400, (
+                    f"Host {name!r} is not allowed: without API keys only loopback names "
+                    "(127.0.0.1, localhost) and WORKBENCH_ALLOWED_HOSTS are served"
+                )
+        if scope["method"] in WRITE_METHODS:
+            origin = _header(headers, b"origin")
+            if origin is not None and origin not in self.cors_origins:
+                same = host is not None and origin.lower().partition("://")[2] == host.lower()
+                if not same:
+                    return 403, (
+                        f"cross-site write from Origin {origin!r} refused: without an API key "
+                        "only the API's own origin and WORKBENCH_CORS_ORIGINS may write"
+                    )
+        return None
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The ingest routes stream and bound their own (much larger) bodies; every
@@ -206,7 +330,12 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
         finally:
             events = state.get(EVENTS_STATE_KEY)
-            self.limiter.charge(grant.key_id, events if isinstance(events, int) else 1)
+            if not isinstance(events, int):
+                # Refused (413, 400, 415...): the work was reading and parsing the body.
+                received = state.get(BYTES_STATE_KEY)
+                size = received if isinstance(received, int) else 0
+                events = max(1, size // REFUSED_BYTES_PER_EVENT)
+            self.limiter.charge(grant.key_id, events)
 
 
 async def _read_bounded(scope: Scope, receive: Receive, limit: int) -> bytes | None:

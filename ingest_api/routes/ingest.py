@@ -3,25 +3,42 @@
 Thin on purpose: read the body within the size limit, parse and validate with
 ``workbench.events``, hand accepted events to the process's ingestor, answer.
 The 202 is sent only once the events are fsynced in the write-ahead log.
+
+What a body may be, before any parsing: ``Content-Type`` JSON (``application/json``,
+``*/*+json``), NDJSON (:data:`NDJSON_TYPES`), none, or
+``application/x-www-form-urlencoded`` (what ``curl -d`` sends without ``-H``; a
+browser form percent-encodes ``{`` and ``"``, so it cannot forge JSON that way);
+anything else, ``text/plain`` above all (a cross-site form can send that), is 415.
+``Content-Encoding`` gzip or deflate is inflated within ``max_body_bytes``, as
+for ``/v1/logs``; another encoding is 415. NDJSON lines are counted before any is
+split off or parsed, so a body of more than ``max_batch_events`` items is 413
+without an object per line; bodies over :data:`OFF_LOOP_BYTES` are parsed in a
+worker thread, so the event loop (``/health``, other requests) keeps answering.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
+import zlib
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 import fastapi.routing
 import orjson
+import pyarrow as pa
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from workbench.errors import ValidationError
+from workbench.errors import PayloadTooLarge, ValidationError
 from workbench.events import (
+    BatchResult,
+    Event,
     Limits,
     check_body_size,
-    ndjson_lines,
     parse_json,
     parse_lines,
     validate_batch,
@@ -67,26 +84,107 @@ def _has_dependencies(route: APIRoute) -> bool:
 router = APIRouter(route_class=LeanRoute)
 
 _QUEUED = b'{"status":"queued"}'
-_NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+)
+# Treated as JSON: curl's default for -d; browsers' forms cannot produce JSON in it.
+_JSON_TYPES = frozenset({"", "application/json", "application/x-www-form-urlencoded"})
+ENCODINGS = ("identity", "gzip", "deflate")
+# Bodies at least this large are parsed and validated in a worker thread (a 10 MB
+# body holds the loop for about a second); smaller ones stay on the loop, where a
+# thread hop would cost more than the parse.
+OFF_LOOP_BYTES = 256 * 1024
+# One match per non-blank line (ASCII whitespace, as bytes.isspace()).
+_NON_BLANK_LINE = re.compile(rb"[^\s][^\n]*")
+RECEIVED_BYTES_KEY = "received_bytes"  # what ingest_api.auth charges a refused body by
 
 
 def _json(body: Any, status: int) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-async def read_body(request: Request, limits: Limits) -> bytes:
-    """Return the request body, refusing (413) anything over ``max_body_bytes`` early."""
+def body_format(content_type: str) -> str | None:
+    """Return ``"json"`` or ``"ndjson"`` for a ``Content-Type`` value, None if it is refused."""
+    media = content_type.partition(";")[0].strip().lower()
+    if media in NDJSON_TYPES:
+        return "ndjson"
+    if media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
+        return "json"
+    return None
+
+
+def content_encoding(request: Request) -> str | None:
+    """Return the request's ``Content-Encoding`` (``identity`` if none), None if unsupported."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    return encoding if encoding in ENCODINGS else None
+
+
+def _unsupported(header: str, got: str, accepted: str) -> Response:
+    message = f"{header} {got!r} is not accepted; send {accepted}"
+    return _json({"error": message, "details": {header: [message]}}, 415)
+
+
+async def read_body(request: Request, limits: Limits, encoding: str = "identity") -> bytes:
+    """Return the request body, inflated per ``encoding``; 413 for anything over ``max_body_bytes``.
+
+    The bytes read are left in ``request.state.received_bytes`` (refused or not),
+    so the rate limit can charge a refused body by its size.
+    """
+    state = request.state
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():
+        setattr(state, RECEIVED_BYTES_KEY, int(declared))
         check_body_size(int(declared), limits)
     chunks: list[bytes] = []
     size = 0
     # Counted while streaming too: a chunked body has no Content-Length to trust.
     async for chunk in request.stream():
         size += len(chunk)
-        check_body_size(size, limits)
+        if size > limits.max_body_bytes:
+            setattr(state, RECEIVED_BYTES_KEY, size)
+            check_body_size(size, limits)
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    setattr(state, RECEIVED_BYTES_KEY, size)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return body if encoding == "identity" else inflate(body, encoding, limits)
+
+
+def inflate(body: bytes, encoding: str, limits: Limits) -> bytes:
+    """Return ``body`` decompressed (gzip or deflate), at most ``max_body_bytes`` of it (else 413)."""
+    # Bounded inflation: a small gzip bomb must not get past the body limit.
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(body, limits.max_body_bytes + 1)
+    except zlib.error as exc:
+        raise ValidationError(
+            f"Body is not valid {encoding}", {"body": [f"not valid {encoding}: {exc}"]}
+        ) from exc
+    check_body_size(len(out), limits)
+    return out
+
+
+def bounded_lines(body: bytes, limits: Limits) -> list[bytes]:
+    """Return the non-blank lines of an NDJSON body; 413 past ``max_batch_events`` of them.
+
+    Counted before anything is split off or parsed: line breaks in C
+    (``bytes.count``), and only when there are more than the limit allows, the
+    non-blank lines up to one past it. A body of a million ``{}`` lines never
+    becomes a million objects.
+    """
+    most = limits.max_batch_events
+    if body.count(b"\n") >= most:
+        counted = sum(1 for _ in itertools.islice(_NON_BLANK_LINE.finditer(body), most + 1))
+        if counted > most:
+            raise PayloadTooLarge(
+                f"batch: more than {most} events (max_batch_events)",
+                {"batch": [f"batch: more than {most} events (max_batch_events)"]},
+            )
+    # bytes.isspace() is bytes.strip()'s notion of blank, without copying the line.
+    return [line for line in body.split(b"\n") if line and not line.isspace()]
 
 
 def ingest_limits(request: Request) -> Limits:
@@ -111,43 +209,37 @@ def ingest_limits(request: Request) -> Limits:
 )
 async def ingest_logs(request: Request) -> Response:
     """Queue log events durably; answer 202 once they are fsynced in the WAL."""
+    fmt = body_format(request.headers.get("content-type", ""))
+    if fmt is None:
+        return _unsupported(
+            "Content-Type",
+            request.headers.get("content-type", ""),
+            "application/json or application/x-ndjson",
+        )
+    encoding = content_encoding(request)
+    if encoding is None:
+        return _unsupported(
+            "Content-Encoding", request.headers.get("content-encoding", ""), "gzip, deflate or none"
+        )
     limits = ingest_limits(request)
-    body = await read_body(request, limits)
+    body = await read_body(request, limits, encoding)
     ingestor: Ingestor = request.app.state.ingestor
     now = ingestor.clock()
-    content_type = request.headers.get("content-type", "")
-    ndjson = content_type.startswith(_NDJSON_TYPES)
-    lines = ndjson_lines(body) if ndjson else []
-    # The fast lane: a batch of plain events goes straight into Arrow columns;
-    # anything unusual (including every rejection) takes the general path below.
-    if ndjson:
-        columns = decode_plain_lines(lines, now=now, limits=limits)
+    if len(body) >= OFF_LOOP_BYTES:
+        decoded = await asyncio.to_thread(decode_body, body, fmt == "ndjson", now, limits)
     else:
-        columns = decode_plain_array(body, now=now, limits=limits) if body[:1] == b"[" else None
-    if columns is not None:
-        request.state.ingested_events = columns.num_rows
-        accepted = await ingestor.accept_columns(columns, now)
+        decoded = decode_body(body, fmt == "ndjson", now, limits)
+    if isinstance(decoded, pa.RecordBatch):
+        request.state.ingested_events = decoded.num_rows
+        accepted = await ingestor.accept_columns(decoded, now)
         return _json({"status": "queued", "accepted": accepted, "rejected": []}, 202)
-    if ndjson:
-        items = parse_lines(lines)
-    else:
-        parsed = parse_json(body)
-        if type(parsed) is dict:
-            # The original contract: one event in, exactly {"status":"queued"} out.
-            event = validate_event(parsed, now=now, limits=limits)
-            await ingestor.accept([event], now)
-            return Response(_QUEUED, status_code=202, media_type="application/json")
-        if type(parsed) is not list:
-            raise ValidationError(
-                "Invalid log event",
-                {"body": ["body: must be a JSON object (one event) or an array of events"]},
-            )
-        items = parsed
-    if not items:
-        raise ValidationError("Empty batch", {"body": ["body: the batch holds no events"]})
-    result = validate_batch(items, now=now, limits=limits)
-    rejected = [{"index": i, "errors": errs} for i, errs in result.rejected]
-    if not result.accepted:
+    if isinstance(decoded, tuple):
+        # The original contract: one event in, exactly {"status":"queued"} out.
+        request.state.ingested_events = 1
+        await ingestor.accept([decoded], now)
+        return Response(_QUEUED, status_code=202, media_type="application/json")
+    rejected = [{"index": i, "errors": errs} for i, errs in decoded.rejected]
+    if not decoded.accepted:
         return _json(
             {
                 "error": "Invalid log events",
@@ -157,9 +249,40 @@ async def ingest_logs(request: Request) -> Response:
             },
             400,
         )
-    request.state.ingested_events = len(result.accepted)  # the per-key rate limit counts events
-    await ingestor.accept(result.accepted, now)
-    return _json({"status": "queued", "accepted": len(result.accepted), "rejected": rejected}, 202)
+    request.state.ingested_events = len(decoded.accepted)  # the per-key rate limit counts events
+    await ingestor.accept(decoded.accepted, now)
+    return _json({"status": "queued", "accepted": len(decoded.accepted), "rejected": rejected}, 202)
+
+
+def decode_body(
+    body: bytes, ndjson: bool, now: datetime, limits: Limits
+) -> pa.RecordBatch | Event | BatchResult:
+    """Return a body's events: Arrow columns (every one plain and valid), one event (a JSON
+    object), or the batch's accepted and rejected items; ValidationError/PayloadTooLarge if none."""
+    lines = bounded_lines(body, limits) if ndjson else []
+    # The fast lane: a batch of plain events goes straight into Arrow columns;
+    # anything unusual (including every rejection) takes the general path below.
+    if ndjson:
+        columns = decode_plain_lines(lines, now=now, limits=limits)
+    else:
+        columns = decode_plain_array(body, now=now, limits=limits) if body[:1] == b"[" else None
+    if columns is not None:
+        return columns
+    if ndjson:
+        items = parse_lines(lines)
+    else:
+        parsed = parse_json(body)
+        if type(parsed) is dict:
+            return validate_event(parsed, now=now, limits=limits)
+        if type(parsed) is not list:
+            raise ValidationError(
+                "Invalid log event",
+                {"body": ["body: must be a JSON object (one event) or an array of events"]},
+            )
+        items = parsed
+    if not items:
+        raise ValidationError("Empty batch", {"body": ["body: the batch holds no events"]})
+    return validate_batch(items, now=now, limits=limits)
 
 
 async def _api_mode(request: Request) -> str:

@@ -12,16 +12,15 @@ Error bodies are a ``google.rpc.Status`` in the request's encoding.
 
 from __future__ import annotations
 
-import zlib
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ingest_api.app import storage_unavailable_message
+from ingest_api.routes.ingest import content_encoding, read_body
 from ingest_api.routes.ingest import ingest_limits as _limits
-from ingest_api.routes.ingest import read_body
 from workbench import otlp
 from workbench.errors import Overloaded, PayloadTooLarge, StorageError, ValidationError
-from workbench.events import Limits, check_body_size, validate_batch
+from workbench.events import Limits, validate_batch
 from workbench.lake.ingestor import Ingestor
 
 router = APIRouter()
@@ -36,26 +35,14 @@ _UNAVAILABLE = 14
 
 async def _read_body(request: Request, limits: Limits) -> bytes:
     """Return the (decompressed) body, refusing anything over ``max_body_bytes`` early."""
-    body = await read_body(request, limits)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "deflate"):
+    encoding = content_encoding(request)
+    if encoding is None:
+        got = request.headers.get("content-encoding", "").strip().lower()
         raise ValidationError(
-            f"Unsupported Content-Encoding {encoding!r}",
+            f"Unsupported Content-Encoding {got!r}",
             {"body": ["Content-Encoding: gzip, deflate or identity"]},
         )
-    # Bounded inflation: a small gzip bomb must not get past the body limit.
-    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, limits.max_body_bytes + 1)
-    except zlib.error as exc:
-        raise ValidationError(
-            f"Body is not valid {encoding}", {"body": [f"not valid {encoding}: {exc}"]}
-        ) from exc
-    check_body_size(len(out), limits)
-    return out
+    return await read_body(request, limits, encoding)
 
 
 def _answer(
@@ -123,7 +110,7 @@ async def export_logs(request: Request) -> Response:
         )
     except StorageError as exc:
         return _answer(
-            otlp.status_body(_UNAVAILABLE, f"storage unavailable: {exc}", protobuf=protobuf),
+            otlp.status_body(_UNAVAILABLE, storage_unavailable_message(exc), protobuf=protobuf),
             503,
             protobuf=protobuf,
             retry_after=5,

@@ -36,6 +36,7 @@ from workbench.errors import NotFound, StorageError, ValidationError
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "wb_"
+MAX_TOKEN_CHARS = 128  # ours are 46; the margin is for formats to come
 PREFIX_CHARS = len(TOKEN_PREFIX) + 8  # "wb_" + 8 characters (48 bits): unique in practice
 # last_used_at is a hint for "is this key still in use?", not an audit log: writing
 # it at most once a minute keeps the catalog out of the ingest hot path.
@@ -65,6 +66,14 @@ class Grant:
 def hash_token(token: str) -> str:
     """Return the hex SHA-256 of ``token``: what the catalog stores and looks up."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def plausible_token(token: str) -> bool:
+    """Return True if ``token`` could be one of ours (``wb_`` prefix, at most 128 characters).
+
+    Anything else is refused without a database lookup and never cached.
+    """
+    return len(token) <= MAX_TOKEN_CHARS and token.startswith(TOKEN_PREFIX)
 
 
 def new_token() -> str:
@@ -152,7 +161,7 @@ def authenticate(
 ) -> ApiKey | None:
     """Return the unrevoked key whose secret is ``token``, or None; notes when it was last used."""
     now = require_aware(now)
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+    if not plausible_token(token):
         return None  # not ours: no need to ask the database
     digest = hash_token(token)
     key = session.exec(select(ApiKey).where(col(ApiKey.hash) == digest)).first()
@@ -196,7 +205,10 @@ class KeyCache:
     """Answers "which grant does this token carry?" and "are keys in use?" from a short cache.
 
     ``ttl_s`` bounds how long a revoked key or a newly created first key goes
-    unnoticed. When the catalog fails, an answer up to ``stale_s`` old is reused
+    unnoticed. Answers are kept under the token's SHA-256, never the token (a
+    huge bogus token must not stay in memory), and only for tokens that could be
+    ours (:func:`plausible_token`), at most ``max_entries`` of them. When the
+    catalog fails, an answer up to ``stale_s`` old is reused
     (ingest keeps working through a catalog restart); older than that, or never
     seen, the failure is raised as ``StorageError``. Thread-safe.
     """
@@ -221,9 +233,15 @@ class KeyCache:
         self._configured: _Entry | None = None
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """Return how many token answers are cached."""
+        return len(self._grants)
+
     def cached_grant(self, token: str) -> tuple[bool, Grant | None]:
         """Return ``(True, grant-or-None)`` if the answer for ``token`` is fresh, else ``(False, None)``."""
-        entry = self._grants.get(token)
+        if not plausible_token(token):
+            return True, None  # never ours: a known answer, nothing to look up or keep
+        entry = self._grants.get(hash_token(token))
         if entry is not None and self._clock() - entry.fetched < self._ttl_s:
             return True, entry.value if isinstance(entry.value, Grant) else None
         return False, None
@@ -247,7 +265,7 @@ class KeyCache:
             if len(self._grants) >= self._max_entries:
                 # Many distinct tokens (someone guessing): forget them all rather than grow.
                 self._grants.clear()
-            self._grants[token] = _Entry(fresh, self._clock())
+            self._grants[hash_token(token)] = _Entry(fresh, self._clock())
         return fresh
 
     def cached_keys_configured(self) -> bool | None:
@@ -272,7 +290,8 @@ class KeyCache:
                 entry = self._configured
                 if entry is not None and self._clock() - entry.fetched < self._stale_s:
                     return bool(entry.value)
-                raise StorageError(f"catalog unavailable for API key checks: {exc}") from exc
+                # The driver's text (host, port, role) stays in the cause, for the log.
+                raise StorageError("catalog unavailable for API key checks") from exc
         self._configured = _Entry(value, self._clock())
         return value
 
@@ -294,10 +313,10 @@ class KeyCache:
             log.warning("could not note last use of API key %s: %s", key_id, exc)
 
     def _stale_grant(self, token: str, exc: Exception) -> Grant | None:
-        entry = self._grants.get(token)
+        entry = self._grants.get(hash_token(token))
         if entry is not None and self._clock() - entry.fetched < self._stale_s:
             return entry.value if isinstance(entry.value, Grant) else None
-        raise StorageError(f"catalog unavailable for API key checks: {exc}") from exc
+        raise StorageError("catalog unavailable for API key checks") from exc
 
 
 def _utcnow() -> datetime:
