@@ -156,3 +156,115 @@ def test_deleting_a_rule_resolves_its_open_incident_on_postgres(
         assert _last_event(settings, world.open_incident).data["reason"] == "rule deleted"
     finally:
         dispose_engine(postgres_url)
+
+
+# -- editing an existing rule (issue 17 item 9) ------------------------------
+
+
+def _rule(settings: Settings, rule_id: uuid.UUID) -> AlertRule:
+    return {r.id: r for r in _rules(settings)}[rule_id]
+
+
+def test_edit_opens_prefilled_and_saves_threshold_window_cooldown_auto_resolve(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[0]]
+    assert row.editor.widget.layout.display == "none"
+    row.edit_button.click()
+    ed = row.editor
+    assert ed.widget.layout.display is None
+    assert (ed.threshold.value, ed.window.value, ed.cooldown.value, ed.auto_resolve.value) == (
+        "10", "5", "15", "",
+    )
+    assert ed.levels.value == ("error", "fatal")
+    ed.threshold.value = "20"
+    ed.window.value = "10"
+    ed.cooldown.value = "0"
+    ed.auto_resolve.value = "30"
+    ed.save_button.click()
+    rule = _rule(settings, world.rules[0])
+    assert (rule.threshold, rule.window_minutes, rule.cooldown_minutes) == (20, 10, 0)
+    assert rule.auto_resolve_minutes == 30 and rule.updated_at == clock()
+    assert "Saved" in row.message.value and ed.widget.layout.display == "none"
+    assert "≥ 20 in 10 min" in page.rows[world.rules[0]].cells.children[1].value
+    assert world.open_incident is not None  # tuning keeps the incident: next tick decides
+    assert _incident(settings, world.open_incident).status == "open"
+
+
+def test_edit_levels_resolves_the_open_incident_and_says_so(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[0]]
+    row.edit_button.click()
+    assert "resolves its open incident" in row.editor.note.value
+    row.editor.levels.value = ("fatal",)
+    row.editor.save_button.click()
+    assert _rule(settings, world.rules[0]).levels == ["fatal"]
+    assert world.open_incident is not None
+    inc = _incident(settings, world.open_incident)
+    assert (inc.status, inc.resolved_by) == ("resolved", "dashboard")
+    assert _last_event(settings, world.open_incident).data["reason"] == "rule changed: levels"
+    assert "Saved" in row.message.value and "resolved" in row.message.value
+
+
+def test_edit_with_bad_values_shows_inline_errors_and_saves_nothing(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[0]]
+    row.edit_button.click()
+    ed = row.editor
+    ed.threshold.value = "0"
+    ed.window.value = "2000"
+    ed.save_button.click()
+    assert "greater than or equal to 1" in ed.errors["threshold"].value
+    assert "1440" in ed.errors["window_minutes"].value
+    assert "Not saved" in ed.result.value
+    assert ed.widget.layout.display is None  # still open for a fix
+    ed.threshold.value = "5"
+    ed.window.value = "5"
+    ed.levels.value = ()
+    ed.save_button.click()
+    assert ed.errors["threshold"].value == "" and ed.errors["levels"].value != ""
+    rule = _rule(settings, world.rules[0])
+    assert (rule.threshold, rule.window_minutes, rule.levels) == (10, 5, ["error", "fatal"])
+
+
+def test_edit_cancel_and_unchanged_save_change_nothing(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[1]]
+    before = _rule(settings, world.rules[1])
+    row.edit_button.click()
+    row.editor.threshold.value = "99"
+    row.editor.cancel_button.click()
+    assert row.editor.widget.layout.display == "none"
+    row.edit_button.click()  # reopened: the stored values again, not the abandoned edit
+    assert row.editor.threshold.value == "3"
+    row.editor.save_button.click()
+    assert "Nothing changed" in row.editor.result.value
+    assert _rule(settings, world.rules[1]).updated_at == before.updated_at
+
+
+def test_the_create_form_and_the_editor_share_one_field_builder(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    row = page.rows[world.rules[0]]
+    shared = {"threshold", "window_minutes", "cooldown_minutes", "auto_resolve_minutes", "levels"}
+    assert shared <= set(page.form.fields.inputs) and set(row.editor.fields.inputs) == shared
+    assert type(page.form.fields) is type(row.editor.fields)
+    page.form.service.value = "api"
+    page.form.threshold.value = "3"
+    page.form.auto_resolve.value = "45"
+    page.form.create_button.click()
+    (created,) = [r for r in _rules(settings) if r.service == "api"]
+    assert created.auto_resolve_minutes == 45

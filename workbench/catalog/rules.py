@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +70,48 @@ def _watched_changes(rule: AlertRule, changes: dict[str, Any]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """A rule after a change, and the active incidents the change resolved (with why)."""
+
+    rule: AlertRule
+    resolved: list[uuid.UUID] = field(default_factory=list)
+    reason: str | None = None
+
+
+def apply_rule_change(
+    *,
+    session: Session,
+    rule_id: uuid.UUID,
+    data: RuleUpdate,
+    now: datetime,
+    actor: str = "api",
+) -> RuleChange:
+    """Apply the fields set in ``data`` and return the rule with what the change resolved.
+
+    When the service, levels or message filter really change, the rule's active
+    incidents are resolved by ``actor`` at ``now`` with the reason
+    ``"rule changed: <fields>"``, in the same transaction. Raises NotFound if unknown.
+    """
+    now = require_aware(now)
+    rule = load(session, AlertRule, rule_id, "rule", lock=True)
+    changes = data.changes()
+    watched = _watched_changes(rule, changes)
+    resolved: list[uuid.UUID] = []
+    reason = None
+    if watched:
+        reason = "rule changed: " + ", ".join(watched)
+        resolved = resolve_rule_incidents(
+            session=session, rule_id=rule_id, actor=actor, now=now, reason=reason
+        )
+    for name, value in changes.items():
+        setattr(rule, name, list(value) if name == "levels" else value)
+    rule.updated_at = now
+    session.add(rule)
+    session.flush()
+    return RuleChange(rule, resolved, reason)
+
+
 def update_rule(
     *,
     session: Session,
@@ -77,30 +120,10 @@ def update_rule(
     now: datetime,
     actor: str = "api",
 ) -> AlertRule:
-    """Return the rule after applying the fields set in ``data``; raise NotFound if unknown.
-
-    When the service, levels or message filter really change, the rule's active
-    incidents are resolved by ``actor`` at ``now`` with the reason
-    ``"rule changed: <fields>"``, in the same transaction.
-    """
-    now = require_aware(now)
-    rule = load(session, AlertRule, rule_id, "rule", lock=True)
-    changes = data.changes()
-    watched = _watched_changes(rule, changes)
-    if watched:
-        resolve_rule_incidents(
-            session=session,
-            rule_id=rule_id,
-            actor=actor,
-            now=now,
-            reason="rule changed: " + ", ".join(watched),
-        )
-    for name, value in changes.items():
-        setattr(rule, name, list(value) if name == "levels" else value)
-    rule.updated_at = now
-    session.add(rule)
-    session.flush()
-    return rule
+    """Return the rule after :func:`apply_rule_change` (active incidents resolved if watched fields change)."""
+    return apply_rule_change(
+        session=session, rule_id=rule_id, data=data, now=now, actor=actor
+    ).rule
 
 
 def set_rule_enabled(

@@ -1,9 +1,15 @@
-"""The Alert rules page: summary, create form with inline errors, backtest, toggle, delete."""
+"""The Alert rules page: summary, create form with inline errors, backtest, edit, toggle, delete.
+
+The create form and the editor of an existing rule are two uses of one field
+builder (:class:`RuleFields` over :data:`RULE_FIELDS`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +17,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from workbench.catalog.models import AlertRule
-from workbench.catalog.schemas import RuleCreate
+from workbench.catalog.schemas import RuleCreate, RuleUpdate
 from workbench.config import Settings
 from workbench.dashboard import store
 from workbench.dashboard.charts import show_figure
@@ -38,50 +44,156 @@ _COLS = ("240px", "220px", "120px", "140px", "120px", "auto")
 BACKTEST_DAYS = 7
 
 
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """How one rule field is asked for: label, input kind, help line, what a blank means."""
+
+    label: str
+    kind: str = "text"  # text | service | levels | severity
+    placeholder: str = ""
+    help: str = ""
+    blank: Any = ""  # the value a blank input stands for ("" lets the validator name it)
+
+
+#: Every field a rule form can show, in display order. The create form shows all of
+#: them, the editor of an existing rule :data:`EDITABLE`; a later rule kind adds its
+#: fields here and lists the ones its forms show.
+RULE_FIELDS: dict[str, FieldSpec] = {
+    "name": FieldSpec("Name", placeholder="e.g. auth error burst"),
+    "service": FieldSpec("Service", "service", placeholder="service name as in the logs"),
+    "threshold": FieldSpec(
+        "Threshold (errors)", help="alert when at least this many matching events fall in the window"
+    ),
+    "window_minutes": FieldSpec("Window (minutes)", help="1 to 1440"),
+    "cooldown_minutes": FieldSpec(
+        "Cooldown (minutes)", help="minimum time between two alerts of this rule (0 to 10080)",
+        blank="0",
+    ),
+    "auto_resolve_minutes": FieldSpec(
+        "Auto-resolve (minutes)", placeholder="optional",
+        help="resolve by itself after this long without a breach (blank: people resolve)",
+        blank=None,
+    ),
+    "levels": FieldSpec("Levels", "levels"),
+    "message_contains": FieldSpec("Message contains", placeholder="optional", blank=None),
+    "severity": FieldSpec("Severity", "severity"),
+}
+NEW_RULE_DEFAULTS: dict[str, Any] = {
+    "threshold": "10", "window_minutes": "5", "cooldown_minutes": "15",
+    "levels": ("error", "fatal"), "severity": "warning",
+}
+#: What the editor of an existing rule changes (tuning, and the levels it counts).
+EDITABLE = ("threshold", "window_minutes", "cooldown_minutes", "auto_resolve_minutes", "levels")
+
+
+def rule_values(rule: AlertRule, names: Sequence[str]) -> dict[str, Any]:
+    """Return the inputs' values showing ``rule`` (numbers as text, blanks for unset)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(rule, name)
+        if name == "levels":
+            out[name] = tuple(value or ())
+        else:
+            out[name] = "" if value is None else str(value)
+    return out
+
+
+class RuleFields:
+    """The inputs of some rule fields, each with its inline error line and help.
+
+    Built from :data:`RULE_FIELDS`; the create form and the editor are two uses.
+    ``css`` and ``error_css`` prefix the classes (``wb-rule-threshold``, ``wb-error-threshold``).
+    """
+
+    def __init__(
+        self, names: Sequence[str], values: Mapping[str, Any] | None = None, *,
+        css: str = "wb-rule", error_css: str = "wb-error", service_options: Sequence[str] = (),
+    ) -> None:
+        lay = widgets.Layout(width="360px")
+        style = {"description_width": "150px"}
+        values = values or {}
+        self.names = tuple(names)
+        self.inputs: dict[str, Any] = {}
+        self.errors: dict[str, widgets.HTML] = {}
+        self.rows: list[widgets.Widget] = []
+        for name in self.names:
+            spec = RULE_FIELDS[name]
+            w: Any
+            if spec.kind == "service":
+                w = widgets.Combobox(description=spec.label, value=values.get(name, ""),
+                                     options=list(service_options), placeholder=spec.placeholder,
+                                     ensure_option=False, layout=lay, style=style)
+            elif spec.kind == "levels":
+                w = widgets.SelectMultiple(options=list(LEVELS), value=values.get(name, ()),
+                                           description=spec.label, rows=5, layout=lay, style=style)
+            elif spec.kind == "severity":
+                w = widgets.Dropdown(options=list(SEVERITY_COLOURS),
+                                     value=values.get(name, "warning"), description=spec.label,
+                                     layout=lay, style=style)
+            else:
+                w = widgets.Text(description=spec.label, value=values.get(name, ""),
+                                 placeholder=spec.placeholder, layout=lay, style=style)
+            slug = name.replace("_", "-")
+            w.add_class(f"{css}-{slug}")
+            err = widgets.HTML()
+            err.add_class(f"{error_css}-{slug}")
+            hint = widgets.HTML(f'<span class="wb-muted">{esc(spec.help)}</span>')
+            self.inputs[name] = w
+            self.errors[name] = err
+            self.rows.append(widgets.HBox([w, widgets.VBox([err, hint])],
+                                          layout=widgets.Layout(align_items="center")))
+
+    def set_values(self, values: Mapping[str, Any]) -> None:
+        """Show ``values`` in the inputs (and clear the errors)."""
+        for name, value in values.items():
+            if name in self.inputs:
+                self.inputs[name].value = value
+        self.clear_errors()
+
+    def values(self) -> dict[str, Any]:
+        """Return the inputs as the dict the rule schemas validate (numbers still as typed)."""
+        out: dict[str, Any] = {}
+        for name, w in self.inputs.items():
+            value = w.value
+            if isinstance(value, tuple):
+                out[name] = list(value)
+            elif isinstance(value, str):
+                value = value.strip()
+                out[name] = value if value else RULE_FIELDS[name].blank
+            else:
+                out[name] = value
+        return out
+
+    def clear_errors(self) -> None:
+        """Empty every inline error line."""
+        for err in self.errors.values():
+            err.value = ""
+
+    def show_errors(self, exc: Exception) -> list[str]:
+        """Show each field's messages of ``exc`` inline; return the fields named (sorted)."""
+        messages = validation_messages(exc)
+        for name, msgs in messages.items():
+            target = self.errors.get(name)
+            if target is not None:
+                target.value = field_error(msgs)
+        return sorted(k for k in messages if k)
+
+
 class RuleForm:
     """The new-rule form: fields, one inline error line per field, create and backtest buttons."""
 
-    FIELDS = ("name", "service", "threshold", "window_minutes", "cooldown_minutes",
-              "levels", "message_contains", "severity")
+    FIELDS = tuple(RULE_FIELDS)
 
     def __init__(self, page: RulesPage, service: str = "") -> None:
         self.page = page
-        lay = widgets.Layout(width="360px")
-        style = {"description_width": "150px"}
-        self.name = widgets.Text(description="Name", placeholder="e.g. auth error burst",
-                                 layout=lay, style=style)
-        self.service = widgets.Combobox(description="Service", value=service,
-                                        placeholder="service name as in the logs",
-                                        ensure_option=False, layout=lay, style=style)
-        self.threshold = widgets.Text(description="Threshold (errors)", value="10", layout=lay, style=style)
-        self.window = widgets.Text(description="Window (minutes)", value="5", layout=lay, style=style)
-        self.cooldown = widgets.Text(description="Cooldown (minutes)", value="15", layout=lay, style=style)
-        self.levels = widgets.SelectMultiple(options=list(LEVELS), value=("error", "fatal"),
-                                             description="Levels", rows=5, layout=lay, style=style)
-        self.message = widgets.Text(description="Message contains", placeholder="optional",
-                                    layout=lay, style=style)
-        self.severity = widgets.Dropdown(options=list(SEVERITY_COLOURS), value="warning",
-                                         description="Severity", layout=lay, style=style)
-        inputs: dict[str, widgets.Widget] = {
-            "name": self.name, "service": self.service, "threshold": self.threshold,
-            "window_minutes": self.window, "cooldown_minutes": self.cooldown, "levels": self.levels,
-            "message_contains": self.message, "severity": self.severity,
-        }
-        helps = {
-            "threshold": "alert when at least this many matching events fall in the window",
-            "window_minutes": "1 to 1440",
-            "cooldown_minutes": "minimum time between two alerts of this rule (0 to 10080)",
-        }
-        self.errors: dict[str, widgets.HTML] = {}
-        rows = []
-        for name, w in inputs.items():
-            w.add_class(f"wb-rule-{name.replace('_', '-')}")
-            err = widgets.HTML()
-            err.add_class(f"wb-error-{name.replace('_', '-')}")
-            self.errors[name] = err
-            hint = widgets.HTML(f'<span class="wb-muted">{esc(helps.get(name, ""))}</span>')
-            rows.append(widgets.HBox([w, widgets.VBox([err, hint])],
-                                     layout=widgets.Layout(align_items="center")))
+        self.fields = RuleFields(self.FIELDS, {**NEW_RULE_DEFAULTS, "service": service})
+        f = self.fields.inputs
+        self.name, self.service, self.threshold = f["name"], f["service"], f["threshold"]
+        self.window, self.cooldown, self.levels = f["window_minutes"], f["cooldown_minutes"], f["levels"]
+        self.auto_resolve, self.message, self.severity = (
+            f["auto_resolve_minutes"], f["message_contains"], f["severity"]
+        )
+        self.errors = self.fields.errors
         self.create_button = widgets.Button(description="Create rule", button_style="primary",
                                             icon="plus")
         self.create_button.add_class("wb-rule-create")
@@ -98,7 +210,7 @@ class RuleForm:
         self.backtest_chart.add_class("wb-backtest-chart")
         self.backtest_figure: go.Figure | None = None
         self.widget = widgets.VBox(
-            [widgets.HTML('<div class="wb-section">New rule</div>'), *rows,
+            [widgets.HTML('<div class="wb-section">New rule</div>'), *self.fields.rows,
              widgets.HBox([self.create_button, self.backtest_button]), self.result,
              self.backtest_result, self.backtest_chart],
             layout=widgets.Layout(border="1px solid #e5e7eb", padding="8px 12px", margin="8px 0"),
@@ -107,30 +219,15 @@ class RuleForm:
 
     def values(self) -> dict[str, Any]:
         """Return the form as the dict RuleCreate validates (numbers still as typed)."""
-        return {
-            "name": self.name.value.strip(),
-            "service": self.service.value.strip(),
-            "threshold": self.threshold.value.strip(),
-            "window_minutes": self.window.value.strip(),
-            "cooldown_minutes": self.cooldown.value.strip() or "0",
-            "levels": list(self.levels.value),
-            "message_contains": self.message.value.strip() or None,
-            "severity": self.severity.value,
-        }
+        return self.fields.values()
 
     def validate(self, refused: str = "Not created") -> RuleCreate | None:
         """Return the validated rule, or None after showing each field's error inline."""
-        for err in self.errors.values():
-            err.value = ""
+        self.fields.clear_errors()
         try:
             data = store.validate_rule(self.values())
         except Exception as exc:
-            messages = validation_messages(exc)
-            for name, msgs in messages.items():
-                target = self.errors.get(name)
-                if target is not None:
-                    target.value = field_error(msgs)
-            fields = ", ".join(sorted(k for k in messages if k)) or "the form"
+            fields = ", ".join(self.fields.show_errors(exc)) or "the form"
             self.result.value = (
                 f'<div class="wb-error-box">{esc(refused)}: check {esc(fields)}.</div>'
             )
@@ -166,6 +263,7 @@ class RuleForm:
         self.backtest_chart.outputs = ()
         self.name.value = ""
         self.message.value = ""
+        self.auto_resolve.value = ""
         self.page.safe_reload()
         return rule
 
@@ -275,8 +373,118 @@ def backtest_figure(result: Any, rule: AlertRule) -> go.Figure | None:
     return fig
 
 
+class RuleEditor:
+    """The editor of an existing rule, under its row: the :data:`EDITABLE` fields, save, cancel."""
+
+    def __init__(self, row: RuleRow, names: Sequence[str] = EDITABLE) -> None:
+        self.row = row
+        self.fields = RuleFields(names, css="wb-edit", error_css="wb-edit-error")
+        f = self.fields.inputs  # shortcuts to the usual inputs (None when a kind has no such field)
+        self.threshold: Any = f.get("threshold")
+        self.window: Any = f.get("window_minutes")
+        self.cooldown: Any = f.get("cooldown_minutes")
+        self.auto_resolve: Any = f.get("auto_resolve_minutes")
+        self.levels: Any = f.get("levels")
+        self.errors = self.fields.errors
+        self.note = widgets.HTML(
+            '<span class="wb-muted">Threshold, window, cooldown and auto-resolve keep an open '
+            "incident (the next evaluation decides); changing the levels resolves its open "
+            "incident, as the rule then watches something else.</span>"
+        )
+        self.save_button = widgets.Button(description="Save", button_style="primary", icon="check",
+                                          layout=widgets.Layout(width="90px"))
+        self.save_button.add_class("wb-rule-save")
+        self.cancel_button = widgets.Button(description="Cancel", layout=widgets.Layout(width="80px"))
+        self.cancel_button.add_class("wb-rule-cancel-edit")
+        self.save_button.on_click(lambda _b: self.save())
+        self.cancel_button.on_click(lambda _b: self.close())
+        self.result = widgets.HTML()
+        self.result.add_class("wb-edit-result")
+        self.widget = widgets.VBox(
+            [widgets.HTML('<div class="wb-section">Edit rule</div>'), *self.fields.rows, self.note,
+             widgets.HBox([self.save_button, self.cancel_button]), self.result],
+            layout=widgets.Layout(display="none", border="1px solid #e5e7eb",
+                                  padding="8px 12px", margin="4px 0 8px 0"),
+        )
+        self.widget.add_class("wb-rule-editor")
+
+    @property
+    def is_open(self) -> bool:
+        """Return True while the editor is shown."""
+        return self.widget.layout.display != "none"
+
+    def open(self) -> None:
+        """Show the editor filled with the rule as stored."""
+        self.fields.set_values(rule_values(self.row.rule, self.fields.names))
+        self.result.value = ""
+        self.widget.layout.display = None
+
+    def close(self) -> None:
+        """Hide the editor; nothing is saved."""
+        self.widget.layout.display = "none"
+        self.result.value = ""
+
+    def changes(self, data: RuleUpdate) -> dict[str, Any]:
+        """Return the validated fields whose values differ from the stored rule."""
+        rule = self.row.rule
+        out = {}
+        for name, value in data.changes().items():
+            current = getattr(rule, name)
+            same = set(current or ()) == set(value or ()) if name == "levels" else current == value
+            if not same:
+                out[name] = value
+        return out
+
+    def save(self) -> AlertRule | None:
+        """Validate, save what changed and close; return the saved rule (None when not saved)."""
+        self.fields.clear_errors()
+        self.result.value = ""
+        try:
+            data = store.validate_rule_update(self.fields.values())
+        except Exception as exc:
+            fields = ", ".join(self.fields.show_errors(exc)) or "the form"
+            self.result.value = f'<div class="wb-error-box">Not saved: check {esc(fields)}.</div>'
+            return None
+        changes = self.changes(data)
+        if not changes:
+            self.result.value = '<div class="wb-info-box">Nothing changed.</div>'
+            return None
+        page = self.row.page
+        self.save_button.disabled = True
+        try:
+            with store.session_for(page.ctx.settings) as session:
+                done = store.update_rule(
+                    session, self.row.rule.id, RuleUpdate.model_validate(changes),
+                    actor=page.ctx.actor, now=page.ctx.now(),
+                )
+        except Exception as exc:
+            if hasattr(exc, "details"):
+                self.fields.show_errors(exc)
+            self.result.value = (
+                f'<div class="wb-error-box">Not saved: {esc(friendly_error(exc, page.ctx.settings))}</div>'
+            )
+            return None
+        finally:
+            self.save_button.disabled = False
+        rule = done.rule
+        auto = f"{rule.auto_resolve_minutes} min" if rule.auto_resolve_minutes else "off"
+        resolved = (
+            f" Its open incident was resolved ({esc(done.reason or '')})." if done.resolved else ""
+        )
+        self.close()
+        self.row.rule = rule
+        self.row.message.value = (
+            f'<div class="wb-ok-box">Saved: ≥ {rule.threshold} {esc("/".join(rule.levels))} in '
+            f"{rule.window_minutes} min, cooldown {rule.cooldown_minutes} min, auto-resolve "
+            f"{auto}.{resolved}</div>"
+        )
+        self.row.render()
+        page.safe_reload()
+        return rule
+
+
 class RuleRow:
-    """One rule in the list: its condition, an enable toggle and delete with confirmation."""
+    """One rule in the list: its condition, an enable toggle, edit, and delete with confirmation."""
 
     def __init__(self, rule: AlertRule, page: RulesPage) -> None:
         self.page = page
@@ -301,9 +509,14 @@ class RuleRow:
              self.confirm_button, self.cancel_button],
             layout=widgets.Layout(display="none", align_items="center"),
         )
+        self.edit_button = widgets.Button(description="Edit", icon="pencil",
+                                          layout=widgets.Layout(width="80px"))
+        self.edit_button.add_class("wb-rule-edit")
+        self.edit_button.on_click(lambda _b: self.edit())
         self.message = widgets.HTML()
         self.cells = widgets.HBox()
-        self.widget = widgets.VBox([self.cells, self.confirm, self.message])
+        self.editor = RuleEditor(self)
+        self.widget = widgets.VBox([self.cells, self.editor.widget, self.confirm, self.message])
         self.widget.add_class("wb-row")
         self.widget.add_class("wb-rule-row")
         self.widget.add_class(f"wb-rule-{rule.id}")
@@ -324,7 +537,7 @@ class RuleRow:
             cell(f"{r.cooldown_minutes} min", _COLS[2]),
             cell(badge(r.severity, SEVERITY_COLOURS.get(r.severity, "#6b7280")), _COLS[3]),
             cell(f'<span title="{esc(fmt_ts(r.last_triggered_at))}">{esc(ago(r.last_triggered_at, now))}</span>', _COLS[4]),
-            widgets.HBox([self.toggle, self.delete_button]),
+            widgets.HBox([self.toggle, self.edit_button, self.delete_button]),
         ]
 
     def _set_enabled(self, enabled: bool) -> None:
@@ -336,6 +549,14 @@ class RuleRow:
 
     def _toggle_failed(self, exc: BaseException) -> None:
         self.message.value = f'<span class="wb-field-error">Could not change: {esc(friendly_error(exc, self.page.ctx.settings))}</span>'
+
+    def edit(self) -> None:
+        """Open the editor (or close it when it is open)."""
+        self.message.value = ""
+        if self.editor.is_open:
+            self.editor.close()
+        else:
+            self.editor.open()
 
     def ask_delete(self) -> None:
         """Ask for confirmation before deleting."""

@@ -36,7 +36,7 @@ from workbench.catalog.models import (
     IncidentEvent,
     NotificationChannel,
 )
-from workbench.catalog.schemas import ChannelCreate, RuleCreate
+from workbench.catalog.schemas import ChannelCreate, RuleCreate, RuleUpdate
 from workbench.config import Settings
 from workbench.errors import NotFound
 from workbench.query import services as query_services
@@ -197,6 +197,20 @@ def unsaved_rule(data: RuleCreate, *, now: datetime) -> AlertRule:
     )
 
 
+def update_rule(
+    session: Session, rule_id: uuid.UUID, data: RuleUpdate, *, actor: str, now: datetime
+) -> rules_mod.RuleChange:
+    """Change a rule; a changed service, levels or filter resolves its active incidents (returned)."""
+    return rules_mod.apply_rule_change(
+        session=session, rule_id=rule_id, data=data, now=now, actor=actor
+    )
+
+
+def validate_rule_update(form: Mapping[str, Any]) -> RuleUpdate:
+    """Return the validated change of a rule; pydantic ValidationError naming each bad field."""
+    return RuleUpdate.model_validate(dict(form))
+
+
 def set_rule_enabled(session: Session, rule_id: uuid.UUID, enabled: bool, *, now: datetime) -> AlertRule:
     """Enable or disable a rule and return it."""
     return rules_mod.set_rule_enabled(session=session, rule_id=rule_id, enabled=enabled, now=now)
@@ -337,7 +351,9 @@ __all__ = [
     "set_channel_enabled",
     "set_rule_enabled",
     "unsaved_rule",
+    "update_rule",
     "validate_channel",
     "validate_rule",
+    "validate_rule_update",
     "window_bounds",
 ]
