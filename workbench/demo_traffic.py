@@ -5,19 +5,38 @@ moves: trends grow, and a burst every ``burst_every`` seconds trips the seeded
 alert rule of the first demo service, so an incident opens, deduplicates and,
 once the burst stops, can be resolved. It goes through ``POST /api/logs`` like
 any service would, so it also exercises the real ingestion path.
+
+Keys: while the API is open (no key created yet) it sends without one. Once it is
+refused with 401 it asks ``get_key`` for a key (the CLI passes :func:`ingest_key`,
+which creates an ``ingest`` key named ``demo-traffic`` once and keeps it in
+``<data dir>/demo-traffic.key``), logs that it did, and resends. Any other refusal
+(its key revoked, a 403, no ``get_key``) is logged as one clear error line, and
+again only once the answer changes, never once per tick.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 
 from workbench.demo import service_names
+
+if TYPE_CHECKING:
+    from workbench.config import Settings
+
+log = logging.getLogger(__name__)
+
+KEY_NAME = "demo-traffic"
+KEY_FILE = "demo-traffic.key"
 
 _INFO = [
     "GET /api/orders/{n} 200 in {ms} ms",
@@ -47,6 +66,45 @@ def _event(rng: random.Random, service: str, level: str) -> dict[str, object]:
     }
 
 
+def ingest_key(settings: Settings, *, now: datetime) -> str:
+    """Return the demo traffic's ingest key: the one stored in the data directory, or a new one.
+
+    A new key is stored (mode 0600) before it is returned, so a restarted demo
+    traffic reuses it instead of creating another.
+    """
+    from workbench.catalog.db import get_engine, init_db, session_scope
+    from workbench.security.keys import create_key
+
+    path = settings.data_dir / KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    engine = get_engine(settings.database_url)
+    init_db(engine)
+    with session_scope(engine) as session:
+        _, token = create_key(session=session, name=KEY_NAME, scopes=["ingest"], now=now)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.replace(tmp, path)
+    return token
+
+
+def _refusal(resp: httpx.Response, key: str | None) -> str:
+    try:
+        error = str(resp.json().get("error", ""))
+    except ValueError:
+        error = resp.text[:200]
+    if key is None:
+        hint = "no key to send: run it with a key, or via `workbench up --seed-demo`"
+    else:
+        hint = (
+            f"its key {key[:11]}… was refused (revoked?); delete the data directory's "
+            f"{KEY_FILE} to let it create a new one"
+        )
+    return f"demo-traffic: the API refused the demo traffic: {resp.status_code} {error}; {hint}"
+
+
 def run(
     url: str,
     *,
@@ -56,8 +114,15 @@ def run(
     first_burst_after: float = 20.0,
     stop: threading.Event | None = None,
     seed: int | None = None,
+    api_key: str | None = None,
+    get_key: Callable[[], str] | None = None,
+    on_response: Callable[[int], None] | None = None,
 ) -> int:
-    """Post demo events to ``url`` until ``stop`` is set; return how many were accepted."""
+    """Post demo events to ``url`` until ``stop`` is set; return how many were accepted.
+
+    ``api_key`` is sent from the start; ``get_key`` is asked for one on the first
+    401 (see the module docstring); ``on_response`` sees every answer's status.
+    """
     stop = stop or threading.Event()
     rng = random.Random(seed)
     names = service_names(services)
@@ -66,6 +131,9 @@ def run(
     started = time.monotonic()
     next_burst = started + first_burst_after
     burst_left = 0
+    key = api_key
+    refused: int | None = None  # the refusal last logged, so it is logged once
+    new_key = False  # a key was just obtained: say when it is first accepted
     with httpx.Client(base_url=url, timeout=5.0) as client:
         while not stop.is_set():
             batch = []
@@ -79,13 +147,34 @@ def run(
                 batch.append(_event(rng, burst_service, rng.choice(["error", "error", "fatal"])))
                 burst_left -= 1
             body = b"\n".join(orjson.dumps(e) for e in batch)
-            try:
-                resp = client.post(
-                    "/api/logs", content=body, headers={"Content-Type": "application/x-ndjson"}
-                )
+            for _attempt in range(2):  # a second time only with a key just obtained
+                headers = {"Content-Type": "application/x-ndjson"}
+                if key is not None:
+                    headers["Authorization"] = f"Bearer {key}"
+                try:
+                    resp = client.post("/api/logs", content=body, headers=headers)
+                except httpx.HTTPError:
+                    break  # the API may be restarting; the next tick tries again
+                if on_response is not None:
+                    on_response(resp.status_code)
                 if resp.status_code == 202:
                     accepted += int(resp.json().get("accepted", len(batch)))
-            except httpx.HTTPError:
-                pass  # the API may be restarting; the next tick tries again
+                    if refused is not None or new_key:
+                        log.info("demo-traffic: events accepted%s", " with its key" if key else "")
+                    refused, new_key = None, False
+                    break
+                if resp.status_code == 401 and key is None and get_key is not None:
+                    key, new_key = get_key(), True
+                    log.warning(
+                        "demo-traffic: the API requires keys: created ingest key %s… (%s) "
+                        "and sends with it from now on",
+                        key[:11],
+                        KEY_NAME,
+                    )
+                    continue
+                if resp.status_code in (401, 403) and refused != resp.status_code:
+                    log.error(_refusal(resp, key))
+                    refused = resp.status_code
+                break
             stop.wait(2.0 if burst_left else 1.0)
     return accepted

@@ -283,15 +283,30 @@ def _announce(host: str, port: int, dashboard_port: int, with_dashboard: bool) -
 @click.option("--burst-every", type=float, default=600.0, show_default=True,
               help="Seconds between error bursts on the first demo service.")
 def demo_traffic_command(url: str, rate: float, burst_every: float) -> None:
-    """Send live demo logs to the ingest API, with a periodic error burst, until stopped."""
+    """Send live demo logs to the ingest API, with a periodic error burst, until stopped.
+
+    Without a key while the API is open; once refused for want of one, with its own
+    ``ingest`` key (created once, kept in the data directory as ``demo-traffic.key``).
+    """
+    import logging
     import threading
 
     from workbench import demo_traffic
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = get_settings()
+    stored = settings.data_dir / demo_traffic.KEY_FILE
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        n = demo_traffic.run(url, rate=rate, burst_every=burst_every, stop=stop)
+        n = demo_traffic.run(
+            url,
+            rate=rate,
+            burst_every=burst_every,
+            stop=stop,
+            api_key=stored.read_text().strip() if stored.exists() else None,
+            get_key=lambda: demo_traffic.ingest_key(settings, now=datetime.now(UTC)),
+        )
     except KeyboardInterrupt:
         return
     click.echo(f"demo-traffic: {n} events accepted")
