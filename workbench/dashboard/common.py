@@ -393,10 +393,11 @@ class Page:
     title = ""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        from workbench.dashboard.nav import Heartbeat, nav_bar
+        from workbench.dashboard.nav import ApiMode, Heartbeat, nav_bar
 
         self.ctx = PageContext(settings=settings, clock=clock or utc_now)
         self.heartbeat = Heartbeat(self.ctx)
+        self.api_mode = ApiMode(self.ctx)
         self.error = ErrorBox()
         self.status = widgets.HTML(value="")
         self.status.add_class("wb-updated")
@@ -404,7 +405,8 @@ class Page:
         self.body.add_class("wb-body")
         header = widgets.HTML(value=f'<h1 class="wb-title">{esc(self.title)}</h1>')
         self.widget = widgets.VBox(
-            [style_widget(), nav_bar(self.key, self.heartbeat.widget), header, self.error.widget,
+            [style_widget(), nav_bar(self.key, self.heartbeat.widget, self.api_mode.widget),
+             header, self.error.widget,
              self.body, self.status]
         )
         self.widget.add_class("wb-page")
@@ -414,6 +416,7 @@ class Page:
     def refresh(self) -> None:
         """Reload the page's data from the catalog and lake and redraw it."""
         self.heartbeat.refresh()
+        self.api_mode.refresh()
         try:
             self.load()
         except Exception as exc:  # shown to a person, never as a traceback
@@ -462,6 +465,8 @@ _CSS = """
 .wb-hb-ok { background:#dcfce7; color:#166534; }
 .wb-hb-stale { background:#fee2e2; color:#991b1b; }
 .wb-hb-unknown { background:#fef3c7; color:#92400e; }
+.wb-mode { display:inline-block; margin-right: 8px; padding: 4px 10px; border-radius: 999px; font-size: 13px; background:#f3f4f6; color:#374151; }
+.wb-mode-open { background:#fef3c7; color:#92400e; }
 .wb-page .widget-hbox { gap: 6px; }
 .wb-title { font-size: 24px; margin: 8px 0 4px 0; }
 .wb-badge { display:inline-block; color:#fff; padding: 2px 8px; border-radius: 999px;

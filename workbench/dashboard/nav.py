@@ -1,4 +1,4 @@
-"""Navigation between the dashboard pages and the "is the alerting alive" indicator."""
+"""Navigation between the dashboard pages, the "is the alerting alive" indicator and the API mode."""
 
 from __future__ import annotations
 
@@ -39,11 +39,15 @@ def nav_html(current: str) -> str:
     return f'<div class="wb-nav"><span class="wb-brand">Log Workbench</span>{links}</div>'
 
 
-def nav_bar(current: str, heartbeat: widgets.Widget) -> widgets.Widget:
-    """Return the navigation bar widget with the heartbeat indicator on its right."""
+def nav_bar(
+    current: str, heartbeat: widgets.Widget, *indicators: widgets.Widget
+) -> widgets.Widget:
+    """Return the navigation bar widget with the heartbeat (and ``indicators``) on its right."""
     links = widgets.HTML(value=nav_html(current), layout=widgets.Layout(flex="1 1 auto"))
     links.add_class("wb-nav-links")
-    bar = widgets.HBox([links, heartbeat], layout=widgets.Layout(align_items="center"))
+    bar = widgets.HBox(
+        [links, *indicators, heartbeat], layout=widgets.Layout(align_items="center")
+    )
     bar.add_class("wb-navbar")
     bar.add_class(f"wb-navbar-{current}")
     return bar
@@ -115,4 +119,41 @@ class Heartbeat:
         return (
             f'<span class="wb-hb wb-hb-{self.state.state}" title="{esc(self.state.detail)}">'
             f"{icon} {esc(self.state.text)}</span>"
+        )
+
+
+#: The API mode as the header shows it: (text, tooltip) by mode.
+API_MODES = {
+    "open": ("API open (no keys)", "No API key exists yet, so the API serves loopback "
+             "requests without one. Creating the first key switches it to keyed."),
+    "keyed": ("API keyed", "Every request to /api/ and /v1/logs needs an API key; revoking "
+              "keys does not reopen the API."),
+    "unknown": ("API mode unknown", "The catalog could not be read."),
+}
+
+
+class ApiMode:
+    """The header badge saying whether the API is open (no key created yet) or keyed."""
+
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+        self.mode = "unknown"
+        self.widget = widgets.HTML(value=self._html())
+        self.widget.add_class("wb-api-mode")
+
+    def refresh(self) -> None:
+        """Read from the catalog whether any API key was ever created and redraw the badge."""
+        from workbench.security.keys import keys_configured
+
+        try:
+            with store.session_for(self.ctx.settings) as session:
+                self.mode = "keyed" if keys_configured(session=session) else "open"
+        except Exception:
+            self.mode = "unknown"
+        self.widget.value = self._html()
+
+    def _html(self) -> str:
+        text, detail = API_MODES[self.mode]
+        return (
+            f'<span class="wb-mode wb-mode-{self.mode}" title="{esc(detail)}">{esc(text)}</span>'
         )
