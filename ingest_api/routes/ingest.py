@@ -99,6 +99,12 @@ ENCODINGS = ("identity", "gzip", "deflate")
 OFF_LOOP_BYTES = 256 * 1024
 # One match per non-blank line (ASCII whitespace, as bytes.isspace()).
 _NON_BLANK_LINE = re.compile(rb"[^\s][^\n]*")
+# Strings (skipped whole, escapes included) and the structural characters of JSON.
+_JSON_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+_ARRAY_START = re.compile(rb"\s*\[")
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_COMMA = ord(",")
 RECEIVED_BYTES_KEY = "received_bytes"  # what ingest_api.auth charges a refused body by
 
 
@@ -179,10 +185,7 @@ def bounded_lines(body: bytes, limits: Limits) -> list[bytes]:
     if body.count(b"\n") >= most:
         counted = sum(1 for _ in itertools.islice(_NON_BLANK_LINE.finditer(body), most + 1))
         if counted > most:
-            raise PayloadTooLarge(
-                f"batch: more than {most} events (max_batch_events)",
-                {"batch": [f"batch: more than {most} events (max_batch_events)"]},
-            )
+            raise _too_many(most)
     # bytes.isspace() is bytes.strip()'s notion of blank, without copying the line.
     return [line for line in body.split(b"\n") if line and not line.isspace()]
 
@@ -254,6 +257,34 @@ async def ingest_logs(request: Request) -> Response:
     return _json({"status": "queued", "accepted": len(decoded.accepted), "rejected": rejected}, 202)
 
 
+def check_array_items(body: bytes, limits: Limits) -> None:
+    """Raise PayloadTooLarge (413) if a JSON array body holds more than ``max_batch_events`` items.
+
+    Counts the top-level commas of a token scan (strings skipped whole) and stops
+    one past the limit, so ``[{},{},...]`` is refused after ``max_batch_events``
+    tokens instead of becoming millions of dicts. Only the general path calls
+    it, and only when the body has that many commas at all.
+    """
+    most = limits.max_batch_events
+    depth = 0
+    items = 1
+    for token in _JSON_STRUCTURE.finditer(body):
+        char = token.group()[0]
+        if char in _OPENERS:
+            depth += 1
+        elif char in _CLOSERS:
+            depth -= 1
+        elif char == _COMMA and depth == 1:
+            items += 1
+            if items > most:
+                raise _too_many(most)
+
+
+def _too_many(most: int) -> PayloadTooLarge:
+    message = f"batch: more than {most} events (max_batch_events)"
+    return PayloadTooLarge(message, {"batch": [message]})
+
+
 def decode_body(
     body: bytes, ndjson: bool, now: datetime, limits: Limits
 ) -> pa.RecordBatch | Event | BatchResult:
@@ -271,6 +302,8 @@ def decode_body(
     if ndjson:
         items = parse_lines(lines)
     else:
+        if body.count(b",") >= limits.max_batch_events and _ARRAY_START.match(body):
+            check_array_items(body, limits)
         parsed = parse_json(body)
         if type(parsed) is dict:
             return validate_event(parsed, now=now, limits=limits)

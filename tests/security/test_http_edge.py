@@ -223,6 +223,26 @@ def test_ndjson_item_count_is_bounded_before_parsing(settings: Settings, engine:
     assert peak < 6 * len(body), peak
 
 
+def test_array_item_count_is_bounded_before_parsing(settings: Settings, engine: Engine) -> None:
+    """The same for a JSON array: ``[{},{},...]`` is 413 without a dict per item."""
+    limits = settings.model_copy(update={"max_batch_events": 100, "max_body_bytes": 4_000_000})
+    body = b" [" + b"{}," * 1_000_000 + b"{}]"
+    with TestClient(create_app(limits), base_url=BASE) as c:
+        tracemalloc.start()
+        try:
+            r = c.post("/api/logs", content=body, headers=JSON)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert r.status_code == 413, r.text
+        assert "max_batch_events" in r.json()["error"]
+        assert peak < 6 * len(body), peak
+        # Commas inside strings and nested values are not items.
+        odd = [{**EVENT, "level": "WARNING", "message": "a,b," * 50, "meta": {"l": [1] * 200}}]
+        r = c.post("/api/logs", content=orjson.dumps(odd * 100), headers=JSON)
+        assert r.status_code == 202 and r.json()["accepted"] == 100, r.text
+
+
 def test_ndjson_with_blank_lines_counts_only_items(settings: Settings, engine: Engine) -> None:
     limits = settings.model_copy(update={"max_batch_events": 3})
     body = b"\n\n".join(orjson.dumps(EVENT) for _ in range(3)) + b"\n \n\r\n"
