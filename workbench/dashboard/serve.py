@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from workbench.config import Settings
 from workbench.errors import ConfigError
-from workbench.security import is_loopback_host
+from workbench.security import is_loopback_host, weak_secret_reason
 
 PAGES_DIR_NAME = "notebooks/dashboard"
 CULL_IDLE_TIMEOUT_S = 900
@@ -69,7 +69,9 @@ def dashboard_token(settings: Settings, host: str) -> str:
     On loopback no token is needed (today's behaviour) but one is used if set.
     Beyond loopback the pages would show every log and let anyone acknowledge
     incidents, so ``WORKBENCH_DASHBOARD_TOKEN`` must hold at least
-    ``MIN_TOKEN_CHARS`` characters, or the dashboard refuses to start.
+    ``MIN_TOKEN_CHARS`` characters and not be guessable (one repeated character, a
+    run like ``0123…``: :func:`~workbench.security.weak_secret_reason`), or the
+    dashboard refuses to start.
     """
     token = settings.dashboard_token.strip()
     if is_loopback_host(host):
@@ -81,10 +83,12 @@ def dashboard_token(settings: Settings, host: str) -> str:
             f"{TOKEN_SETTING} (e.g. to the output of `python -c "
             "'import secrets; print(secrets.token_urlsafe(32))'`) or bind to 127.0.0.1."
         )
-    if len(token) < MIN_TOKEN_CHARS:
+    weakness = weak_secret_reason(token, min_chars=MIN_TOKEN_CHARS)
+    if weakness is not None:
         raise ConfigError(
-            f"{TOKEN_SETTING} is too short ({len(token)} characters) to guard the dashboard "
-            f"on {host!r}: use at least {MIN_TOKEN_CHARS} random characters."
+            f"{TOKEN_SETTING} is {weakness} to guard the dashboard on {host!r}: use at least "
+            f"{MIN_TOKEN_CHARS} random characters (`python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))'`)."
         )
     return token
 
