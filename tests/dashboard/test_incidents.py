@@ -121,3 +121,50 @@ def test_incident_link_shape() -> None:
     assert incident_link("http://h:8866/", "abc") == (
         "http://h:8866/voila/render/incidents.ipynb?incident=abc"
     )
+
+
+# -- a filtered list says which filter is empty (issue 17 item 9) ------------
+
+
+def test_empty_status_filter_says_it_is_the_status_and_what_else_there_is(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    with store.session_for(settings) as s:  # nothing open any more
+        store.resolve(s, world.open_incident, actor="cli", now=clock())  # type: ignore[arg-type]
+    page = build_incidents(settings, status="open", clock=clock)
+    page.refresh()
+    assert page.rows == {}
+    text = page.empty.value
+    assert "No open incidents" in text and "status filter" in text
+    assert "3 incidents in other states" in text
+    assert page.clear_filters.layout.display is None
+    page.clear_filters.click()
+    assert page.status_filter.value == "" and len(page.rows) == 3
+    assert page.empty.value == "" and page.clear_filters.layout.display == "none"
+
+
+def test_empty_service_and_status_filters_name_each_one(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_incidents(settings, clock=clock, service="billing")
+    page.refresh()
+    assert ("billing", "billing") in page.service_filter.options
+    assert page.service_filter.value == "billing"
+    assert list(page.rows) == [world.resolved_incident]
+    page.status_filter.value = "open"
+    assert page.rows == {}
+    text = page.empty.value
+    assert "No open incidents for service <b>billing</b>" in text
+    assert "1 billing incident in other states" in text  # the status filter empties it
+    assert "1 open incident on other services" in text  # and so does the service filter
+    page.service_filter.value = ""
+    assert list(page.rows) == [world.open_incident]
+
+
+def test_no_incidents_at_all_keeps_the_first_run_message(
+    empty: Settings, clock: Callable[[], datetime]
+) -> None:
+    page = build_incidents(empty, status="open", clock=clock)
+    page.refresh()
+    assert "When a rule breaches its threshold" in page.empty.value
+    assert "filter" not in page.empty.value

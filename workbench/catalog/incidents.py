@@ -52,6 +52,22 @@ def list_incidents(
     return session.exec(stmt.limit(limit)).all()
 
 
+def count_incidents(
+    *, session: Session, status: str | None = None, service: str | None = None
+) -> int:
+    """Return how many incidents there are, optionally of one status and/or service."""
+    if status is not None and status not in INCIDENT_STATUSES:
+        raise ValidationError(
+            "Invalid status", {"status": [f"one of {', '.join(INCIDENT_STATUSES)}"]}
+        )
+    stmt = sa.select(sa.func.count()).select_from(AlertIncident)
+    if status is not None:
+        stmt = stmt.where(col(AlertIncident.status) == status)
+    if service is not None:
+        stmt = stmt.where(col(AlertIncident.service) == service)
+    return int(session.execute(stmt).scalar_one())
+
+
 def get_incident(*, session: Session, incident_id: uuid.UUID) -> AlertIncident:
     """Return the incident ``incident_id``; raise NotFound if there is none."""
     return load(session, AlertIncident, incident_id, "incident")

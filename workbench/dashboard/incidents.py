@@ -135,7 +135,8 @@ class IncidentsPage(Page):
     title = "Incidents"
 
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, *, incident: str = "", status: str = ""
+        self, settings: Settings, clock: Clock | None = None, *, incident: str = "",
+        status: str = "", service: str = "",
     ) -> None:
         super().__init__(settings, clock)
         self.rows: dict[uuid.UUID, IncidentRow] = {}
@@ -146,6 +147,17 @@ class IncidentsPage(Page):
         )
         self.status_filter.add_class("wb-status-filter")
         self.status_filter.observe(lambda _c: self._safe(self.load_table), names="value")
+        service = service.strip()
+        self.service_filter = widgets.Dropdown(
+            options=[("All services", "")] + ([(service, service)] if service else []),
+            value=service, description="Service", layout=widgets.Layout(width="280px"),
+        )
+        self.service_filter.add_class("wb-service-filter")
+        self.service_filter.observe(lambda _c: self._safe(self.load_table), names="value")
+        self.clear_filters = widgets.Button(description="Clear filters", icon="times",
+                                            layout=widgets.Layout(display="none", width="140px"))
+        self.clear_filters.add_class("wb-clear-filters")
+        self.clear_filters.on_click(lambda _b: self.reset_filters())
         self.detail = IncidentDetail(self)
         header = header_row(("Status", "Service", "Errors", "Triggered", "Last error", "Actions"), _COLS)
         self.table = widgets.VBox([])
@@ -154,7 +166,8 @@ class IncidentsPage(Page):
         self.body.children = [
             self.summary, self.detail.widget,
             widgets.HTML('<div class="wb-section">Recent incidents (newest first, last 100)</div>'),
-            self.status_filter, header, self.table, self.empty,
+            widgets.HBox([self.status_filter, self.service_filter]), header, self.table,
+            self.empty, self.clear_filters,
         ]
         self._requested = incident.strip()
 
@@ -188,10 +201,31 @@ class IncidentsPage(Page):
                  css_class="wb-card-resolved"),
         ])
 
+    def reset_filters(self) -> None:
+        """Show every incident again (status All, all services)."""
+        with self.status_filter.hold_trait_notifications():
+            self.service_filter.value = ""
+            self.status_filter.value = ""
+        self._safe(self.load_table)
+
+    def _service_options(self, session: Any) -> None:
+        current = self.service_filter.value
+        names = store.alert_services(session)
+        if current and current not in names:
+            names = sorted([*names, current])
+        options = [("All services", ""), *((n, n) for n in names)]
+        if list(self.service_filter.options) != options:
+            self.service_filter.options = options
+            self.service_filter.value = current
+
     def load_table(self) -> None:
         """Reload the incident list (rows busy with an action are kept as they are)."""
+        status = self.status_filter.value or None
+        service = self.service_filter.value or None
         with store.session_for(self.ctx.settings) as session:
-            incidents = store.list_incidents(session, status=self.status_filter.value or None)
+            self._service_options(session)
+            incidents = store.list_incidents(session, status=status, service=service)
+            empty = "" if incidents else self._empty_text(session, status, service)
         rows: dict[uuid.UUID, IncidentRow] = {}
         for inc in incidents:
             row = self.rows.get(inc.id)
@@ -203,10 +237,32 @@ class IncidentsPage(Page):
             rows[inc.id] = row
         self.rows = rows
         self.table.children = [r.widget for r in rows.values()]
-        self.empty.value = (
-            '<div class="wb-empty">No incidents here. When a rule breaches its threshold an '
-            'incident appears in this list. <a href="rules.ipynb">Alert rules →</a></div>'
-            if not rows else ""
+        self.empty.value = empty
+        filtered = bool(empty) and (status is not None or service is not None)
+        self.clear_filters.layout.display = None if filtered else "none"
+
+    def _empty_text(self, session: Any, status: str | None, service: str | None) -> str:
+        """Say why the list is empty: no incidents at all, or which filter leaves none."""
+        total = store.count_incidents(session)
+        if total == 0 or (status is None and service is None):
+            return (
+                '<div class="wb-empty">No incidents here. When a rule breaches its threshold an '
+                'incident appears in this list. <a href="rules.ipynb">Alert rules →</a></div>'
+            )
+        what = f"{status} incidents" if status else "incidents"
+        head = f"No {esc(what)}" + (f" for service <b>{esc(service)}</b>" if service else "") + "."
+        why = []
+        if status is not None:  # what the status filter hides
+            n = store.count_incidents(session, service=service)
+            of = f"{esc(service)} " if service else ""
+            why.append(f"the status filter: {_n(n, of + 'incident')} in other states")
+        if service is not None:  # what the service filter hides
+            n = store.count_incidents(session, status=status)
+            of = f"{esc(status)} " if status else ""
+            why.append(f"the service filter: {_n(n, of + 'incident')} on other services")
+        return (
+            f'<div class="wb-empty wb-empty-filtered">{head} Empty because of '
+            + "; ".join(why) + ".</div>"
         )
 
     def apply(self, incident_id: uuid.UUID, action: str) -> AlertIncident:
@@ -406,8 +462,13 @@ def _short(data: dict[str, Any]) -> str:
     return text if len(text) <= 120 else text[:119] + "…"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def build_incidents(
-    settings: Settings, *, incident: str = "", status: str = "", clock: Clock | None = None
+    settings: Settings, *, incident: str = "", status: str = "", service: str = "",
+    clock: Clock | None = None
 ) -> IncidentsPage:
     """Return the Incidents page, with ``incident``'s detail open when given (``?incident=``)."""
-    return IncidentsPage(settings, clock, incident=incident, status=status)
+    return IncidentsPage(settings, clock, incident=incident, status=status, service=service)

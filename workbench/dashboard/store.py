@@ -129,6 +129,18 @@ def list_incidents(
     )
 
 
+def count_incidents(
+    session: Session, *, status: str | None = None, service: str | None = None
+) -> int:
+    """Return how many incidents match the filters (to say which filter empties a list)."""
+    return incidents_mod.count_incidents(session=session, status=status, service=service)
+
+
+def alert_services(session: Session) -> list[str]:
+    """Return the services that have rules or incidents, sorted (the incident service filter)."""
+    return rules_mod.list_services(session=session)
+
+
 def _uuid(value: uuid.UUID | str, kind: str) -> uuid.UUID:
     if isinstance(value, uuid.UUID):
         return value
@@ -326,7 +338,9 @@ def window_bounds(now: datetime, span: timedelta | None) -> tuple[datetime | Non
 __all__ = [
     "IncidentCounts",
     "acknowledge",
+    "alert_services",
     "backtest",
+    "count_incidents",
     "create_channel",
     "create_rule",
     "delete_rule",
