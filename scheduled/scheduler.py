@@ -20,7 +20,6 @@ Run it with ``workbench scheduler`` or ``python -m scheduled.scheduler``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -32,6 +31,7 @@ from workbench.alerting.run import EvaluationFailed, EvaluationLocked, run_noteb
 from workbench.catalog.db import get_engine, init_db
 from workbench.config import Settings, get_settings
 from workbench.lake.compaction import HousekeepingResult, SmallFilePolicy, housekeep
+from workbench.logs_config import quiet_notebook_runs
 
 log = logging.getLogger("workbench.scheduler")
 
@@ -142,8 +142,11 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    quiet_notebook_runs()  # one line per tick: ours
+    try:
         run_scheduler(get_settings())
+    except KeyboardInterrupt:  # Ctrl-C, possibly mid-tick: the run's lock is released
+        log.info("scheduler stopped (interrupted)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,14 @@
   line, not uvicorn's 60-line ``ERROR: Exception in ASGI application``: the
   server did nothing wrong and nothing was stored (the client is told nothing,
   it is gone; it retries or not).
+* :func:`quiet_notebook_runs` keeps a scheduled notebook run to the scheduler's
+  own line per tick: papermill's INFO lines (``Input Notebook`` twice, ``Output
+  Notebook``, ``Executing notebook``) and Alembic's per-start migration notes
+  are raised to WARNING. The kernel's own start-up and shutdown notices (TCP
+  without encryption, ``KeyboardInterrupt caught in kernel``, ``Parent appears
+  to have exited``) are silenced where the kernel starts, by
+  :data:`KERNEL_QUIET_ARGUMENTS`. A failure still reaches the log through the
+  scheduler's one-line ``tick ... failed`` (and the run's record).
 """
 
 from __future__ import annotations
@@ -45,3 +53,14 @@ def uvicorn_log_config() -> dict[str, Any]:
     error_logger = config["loggers"].setdefault("uvicorn.error", {"level": "INFO"})
     error_logger["filters"] = [*error_logger.get("filters", []), "client_disconnect"]
     return config
+
+
+#: Arguments for the notebook kernel: its log (written straight to the scheduler's
+#: stderr) only for critical errors. A failing cell is reported by papermill instead.
+KERNEL_QUIET_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+def quiet_notebook_runs() -> None:
+    """Raise papermill's and Alembic's loggers to WARNING: one line per tick is the scheduler's."""
+    for name in ("papermill", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)

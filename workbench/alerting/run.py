@@ -37,6 +37,7 @@ from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, session_scope
 from workbench.config import Settings, get_settings
 from workbench.errors import WorkbenchError
+from workbench.logs_config import KERNEL_QUIET_ARGUMENTS
 from workbench.reports import report_url
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,7 @@ def run_notebook(
             start_timeout=settings.evaluate_timeout_s,
             progress_bar=False,
             log_output=False,
+            extra_arguments=KERNEL_QUIET_ARGUMENTS,  # no kernel start-up warnings in our log
         )
     except Exception as exc:
         message = _describe(exc)
