@@ -12,6 +12,7 @@ import pytest
 from tests.dashboard.seed import Seeded, seed_catalog
 from workbench.catalog.db import dispose_engine
 from workbench.catalog.models import AlertIncident, AlertRule, IncidentEvent
+from workbench.catalog.schemas import RuleUpdate
 from workbench.config import Settings
 from workbench.dashboard import store
 from workbench.dashboard.rules import build_rules
@@ -143,17 +144,25 @@ def test_deleting_a_rule_resolves_its_open_incident_as_the_api_does(
 
 
 @pytest.mark.postgres
-def test_deleting_a_rule_resolves_its_open_incident_on_postgres(
+def test_store_changes_and_deletes_rules_on_postgres(
     postgres_url: str, data_dir: Path, clock: Callable[[], datetime]
 ) -> None:
     settings = Settings(WORKBENCH_DATA_DIR=data_dir, DATABASE_URL=postgres_url)  # type: ignore[call-arg]
     try:
         world = seed_catalog(settings, clock(), lake=False)
-        with store.session_for(settings) as s:
-            store.delete_rule(s, world.rules[0], actor="dashboard", now=clock())
         assert world.open_incident is not None
-        assert _incident(settings, world.open_incident).status == "resolved"
-        assert _last_event(settings, world.open_incident).data["reason"] == "rule deleted"
+        with store.session_for(settings) as s:  # tuning keeps it, a levels change resolves it
+            kept = store.update_rule(s, world.rules[0], RuleUpdate(threshold=50),
+                                     actor="dashboard", now=clock())
+            changed = store.update_rule(s, world.rules[0], RuleUpdate(levels=["fatal"]),
+                                        actor="dashboard", now=clock())
+        assert kept.resolved == [] and changed.resolved == [world.open_incident]
+        assert _last_event(settings, world.open_incident).data["reason"] == "rule changed: levels"
+        with store.session_for(settings) as s:
+            store.delete_rule(s, world.rules[1], actor="dashboard", now=clock())
+        assert world.resolved_incident is not None
+        assert _incident(settings, world.resolved_incident).resolved_by == "bob"  # history kept
+        assert [r.id for r in _rules(settings)] == [world.rules[0]]
     finally:
         dispose_engine(postgres_url)
 
