@@ -20,7 +20,9 @@ from fastapi.testclient import TestClient
 
 from ingest_api.app import _install_error_handlers
 from ingest_api.routes import alerts
+from tests.alerting.conftest import add_errors
 from tests.catalog.factories import add_incident
+from workbench.alerting.evaluate import evaluate
 from workbench.catalog.db import dispose_engine, get_engine, init_db, session_scope
 from workbench.catalog.models import Decision, EvaluationRun, IncidentEvent
 from workbench.config import Settings
@@ -295,6 +297,49 @@ def test_silence_to_the_end_of_time_is_kept(api: TestClient) -> None:
     res = api.post("/api/alerts/silences", json={"service": "x", "endsAt": "9999-12-31T23:59:59Z"})
     assert res.status_code == 201, res.text
     assert res.json()["endsAt"] == "9999-12-31T23:59:59.000Z"
+
+
+def test_silence_everything_must_be_explicit(api: TestClient) -> None:
+    """Proves: no scope at all is refused (a forgotten field must not mute all alerting), and
+    the refusal says how to ask for it; ``matchAll`` with a scope is refused as ambiguous."""
+    implicit = api.post("/api/alerts/silences", json={"durationMinutes": 30})
+    assert implicit.status_code == 400
+    assert "matchAll" in implicit.text
+    for scope in ({"service": "x"}, {"ruleId": str(uuid.uuid4())}):
+        both = api.post(
+            "/api/alerts/silences", json={"matchAll": True, "durationMinutes": 30, **scope}
+        )
+        assert both.status_code == 400 and "matchAll" in both.text, both.text
+    assert api.get("/api/alerts/silences").json() == []
+
+
+def test_maintenance_window_silences_every_rule(api: TestClient, settings: Settings) -> None:
+    """Proves: ``{"matchAll": true}`` makes a silence with neither service nor rule, shown as
+    such, and the evaluator then suppresses every rule's breach (reason ``silenced``)."""
+    for service in ("auth-service", "billing"):
+        assert api.post("/api/alerts/rules", json={**RULE, "service": service}).status_code == 201
+    created = api.post(
+        "/api/alerts/silences",
+        json={"matchAll": True, "durationMinutes": 60, "reason": "maintenance window"},
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["matchAll"], body["service"], body["ruleId"]) == (True, None, None)
+    assert api.get("/api/alerts/silences?active=true").json()[0]["matchAll"] is True
+    scoped = api.post("/api/alerts/silences", json={"service": "x", "durationMinutes": 5})
+    assert scoped.json()["matchAll"] is False
+
+    now = datetime.now(UTC)
+    for service in ("auth-service", "billing"):
+        add_errors(settings.lake_url, now, 12, service=service)
+    engine = get_engine(settings.database_url)
+    result = evaluate(engine=engine, lake_url=settings.lake_url, now=now, dashboard_url="http://d")
+    assert sorted((o.action, o.reason) for o in result.outcomes) == [("suppress", "silenced")] * 2
+    assert api.get("/api/alerts/incidents").json() == []
+    # Ending the window ends the silence: the same breach now pages.
+    api.delete(f"/api/alerts/silences/{body['id']}")
+    result = evaluate(engine=engine, lake_url=settings.lake_url, now=now, dashboard_url="http://d")
+    assert sorted(o.action for o in result.outcomes) == ["create", "create"]
 
 
 def test_runs_and_decisions(api: TestClient, settings: Settings) -> None:

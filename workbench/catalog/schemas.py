@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    computed_field,
     field_validator,
     model_validator,
 )
@@ -352,10 +353,16 @@ class DecisionPublic(_Edge):
 
 
 class SilenceCreate(_Input):
-    """A new silence for a service and/or a rule; ends at ``endsAt`` or after ``durationMinutes``."""
+    """A new silence for a service and/or a rule, or for everything (``matchAll: true``).
+
+    It ends at ``endsAt`` or after ``durationMinutes``. A silence of everything (a
+    maintenance window) must be asked for by name: a body that merely forgets
+    ``service`` and ``ruleId`` is refused, so no typo mutes all alerting.
+    """
 
     service: str | None = Field(default=None, min_length=1, max_length=128)
     rule_id: uuid.UUID | None = None
+    match_all: bool = False
     starts_at: AwareUTC | None = None
     ends_at: AwareUTC | None = None
     duration_minutes: int | None = Field(default=None, ge=1, le=366 * 1440)
@@ -364,16 +371,21 @@ class SilenceCreate(_Input):
 
     @model_validator(mode="after")
     def _scope_and_end(self) -> SilenceCreate:
-        # A silence matching everything would mute all alerting by accident.
-        if self.service is None and self.rule_id is None:
-            raise ValueError("a silence needs service or ruleId")
+        # Stored as neither service nor rule; only an explicit matchAll may ask for that.
+        scoped = self.service is not None or self.rule_id is not None
+        if self.match_all and scoped:
+            raise ValueError("matchAll silences every rule: leave out service and ruleId")
+        if not self.match_all and not scoped:
+            raise ValueError(
+                "a silence needs service or ruleId (or matchAll: true to silence every rule)"
+            )
         if (self.ends_at is None) == (self.duration_minutes is None):
             raise ValueError("give exactly one of endsAt or durationMinutes")
         return self
 
 
 class SilencePublic(_Edge):
-    """A silence as the API shows it."""
+    """A silence as the API shows it; ``matchAll`` when it has neither service nor rule."""
 
     id: uuid.UUID
     service: str | None
@@ -383,3 +395,9 @@ class SilencePublic(_Edge):
     reason: str
     created_by: str
     created_at: UTCTimestamp
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def match_all(self) -> bool:
+        """Return True when the silence mutes every rule (neither service nor rule)."""
+        return self.service is None and self.rule_id is None
