@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.lake.conftest import NOW, make_events
+from workbench.config import Settings
 from workbench.errors import StorageError
+from workbench.lake import reader
 from workbench.lake import wal as wal_module
+from workbench.lake.ingestor import Ingestor
 from workbench.lake.wal import WalFolder, WriteAheadLog, read_records
 
 
@@ -93,3 +97,28 @@ def test_failed_rotation_never_writes_to_a_reused_descriptor(
     assert log.backlog() == (0, 0)
     log.close()  # no EBADF: the descriptor it closes is its own
     folder.release(remove=True)
+
+
+def test_stop_while_no_segment_can_be_created_keeps_the_events_for_replay(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injects: segment creation fails (EMFILE) when the server stops.
+
+    Proves: ``stop()`` returns (the final flush failure is logged, not raised),
+    the events stay in the WAL, and the next process replays every one of them.
+    """
+    opens = SegmentOpens(errno.EMFILE)
+    monkeypatch.setattr(wal_module.os, "open", opens)
+    first = Ingestor(settings, clock=lambda: NOW)
+    first.start(background=False)
+    first.accept_sync(make_events(3), NOW)
+    opens.failing = True
+    first.stop()
+    opens.failing = False
+    second = Ingestor(settings, clock=lambda: NOW)
+    second.start(background=False)
+    try:
+        assert second.adopt_orphans() == 3
+    finally:
+        second.stop()
+    assert sorted(reader.scan(settings.lake_url).collect()["message"]) == ["m0", "m1", "m2"]

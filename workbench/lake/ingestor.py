@@ -164,9 +164,13 @@ class Ingestor:
             self._thread.join(timeout=60)
         self._wal_executor.shutdown(wait=True)
         if self._wal is not None and self._folder is not None:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:
+                # The segments stay on disk: the next start (or a live peer) replays them.
+                log.exception("final lake flush failed; the WAL is kept for replay")
             self._wal.close()
-            self._folder.release(remove=True)
+            self._folder.release(remove=True)  # removed only when no segment is left
             self._wal = None
 
     # -- accepting ----------------------------------------------------------
