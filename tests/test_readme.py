@@ -187,3 +187,11 @@ def test_readme_shell_block_runs(block: str, data_dir: Path) -> None:
     finally:
         if server is not None:
             server.stop()
+
+
+def test_the_command_list_names_every_command() -> None:
+    from workbench.cli import COMMANDS
+
+    sentence = README[README.index("`workbench --help` lists every command:") :].split(".\n")[0]
+    listed = re.findall(r"`([a-z-]+)`", sentence)
+    assert sorted(listed) == sorted(COMMANDS), "README's command list differs from `workbench --help`"
