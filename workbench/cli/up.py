@@ -135,6 +135,7 @@ def seed_demo(settings: Settings, now: datetime) -> str | None:
         return None
     from workbench import demo
 
+    click.echo("workbench: seeding demo data (200,000 events over 7 days; about a minute)")
     n = demo.generate(
         settings.lake_url, events=200_000, days=7, services=8, now=now, seed=42
     )
