@@ -69,8 +69,31 @@ _RULE_COLUMNS: dict[str, Any] = {
 RULE_SCHEMA = pl.Schema(_RULE_COLUMNS)
 
 
-def parse_since(value: TimeLike | None, now: datetime) -> datetime | None:
-    """Return an absolute UTC time for ``"24h"``-style, timedelta, ISO 8601 or datetime input."""
+def parse_since(
+    value: TimeLike | None, now: datetime, field: str = "since"
+) -> datetime | None:
+    """Return an absolute UTC time for ``"24h"``-style, timedelta, ISO 8601 or datetime input.
+
+    ValidationError naming ``field`` when it is none of those, or lands outside
+    year 1..9999 in UTC (``0001-01-01T00:00:00+14:00``, ``99999999d``).
+    """
+    from workbench.errors import ValidationError
+
+    try:
+        return _parse_since(value, now)
+    except ValueError:
+        raise ValidationError(
+            f"time: expected like '24h', '7d' or an ISO 8601 time, got {value!r}",
+            {field: ["expected like '24h', '7d' or an ISO 8601 time"]},
+        ) from None
+    except OverflowError:
+        raise ValidationError(
+            f"time: {value!r} is out of range",
+            {field: ["out of range: must land between 0001-01-01 and 9999-12-31 in UTC"]},
+        ) from None
+
+
+def _parse_since(value: TimeLike | None, now: datetime) -> datetime | None:
     if value is None or isinstance(value, datetime):
         if isinstance(value, datetime):
             return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -80,15 +103,7 @@ def parse_since(value: TimeLike | None, now: datetime) -> datetime | None:
     text = value.strip().lower()
     if text and text[-1] in _UNITS and text[:-1].isdigit():
         return now - timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "+00:00"))
-    except ValueError:
-        from workbench.errors import ValidationError
-
-        raise ValidationError(
-            f"time: expected like '24h', '7d' or an ISO 8601 time, got {value!r}",
-            {"since": ["expected like '24h', '7d' or an ISO 8601 time"]},
-        ) from None
+    parsed = datetime.fromisoformat(text.replace("z", "+00:00"))
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -97,7 +112,7 @@ def time_range(
 ) -> tuple[datetime | None, datetime | None]:
     """Return ``(start, end)`` in UTC for relative or absolute bounds (None stays open)."""
     now = now or datetime.now(UTC)
-    return parse_since(since, now), parse_since(until, now)
+    return parse_since(since, now, "since"), parse_since(until, now, "until")
 
 
 def logs(
