@@ -44,6 +44,7 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -189,7 +190,10 @@ class ApiKeyMiddleware:
         self.cache = cache
         self.limiter = limiter
         self.max_api_body_bytes = settings.max_api_body_bytes
-        self.allowed_hosts = frozenset(settings.allowed_host_list)
+        # Besides WORKBENCH_ALLOWED_HOSTS: the names the operator gave this server
+        # (WORKBENCH_HOST, WORKBENCH_API_URL), which clients are told to use.
+        own = (host_name(settings.host), host_name(urlsplit(settings.api_url).netloc))
+        self.allowed_hosts = frozenset(settings.allowed_host_list) | {n for n in own if n}
         self.cors_origins = frozenset(settings.cors_origin_list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -74,6 +74,14 @@ def test_allowed_hosts_extend_the_loopback_names(settings: Settings, engine: Eng
         assert c.get("/api/logs", headers={"Host": "evil.example"}).status_code == 400
 
 
+def test_the_servers_own_names_are_allowed(settings: Settings, engine: Engine) -> None:
+    """WORKBENCH_HOST and WORKBENCH_API_URL name this server: clients are told to use them."""
+    named = settings.model_copy(update={"api_url": "http://api.box:4000"})
+    with TestClient(create_app(named), base_url=BASE) as c:
+        assert c.get("/api/logs", headers={"Host": "api.box:4000"}).status_code == 200
+        assert c.get("/api/logs", headers={"Host": "evil.example"}).status_code == 400
+
+
 def test_keyed_mode_does_not_check_host(client: TestClient, make_key: MakeKey) -> None:
     """With keys, a request needs a key a rebinding page does not have; any Host is served."""
     token = make_key("read")
