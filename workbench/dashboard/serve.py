@@ -7,7 +7,11 @@
 * one pre-heated kernel per page (``--preheat_kernel=True --pool_size=1``): the
   notebooks call ``request_params()``, which waits for the request, so the
   query string (``?incident=…``) and the data are the visitor's, not the warm-up's;
-* idle kernels are culled (the browser closing a tab does not free its kernel);
+* a page's kernel is freed once its page is gone (no browser connected for
+  ``WORKBENCH_DASHBOARD_PAGE_GRACE_SECONDS``, or 10 s after the tab closed:
+  :mod:`workbench.dashboard.kernels`); idle kernels are also culled after 15 min;
+* past ``WORKBENCH_DASHBOARD_MAX_KERNELS`` page kernels a page answers 503 "busy";
+* only loopback names and ``WORKBENCH_ALLOWED_HOSTS`` are accepted as ``Host`` (DNS rebinding);
 * tracebacks are never shown to the page (the pages show their own messages);
 * beyond loopback a token is required (``WORKBENCH_DASHBOARD_TOKEN``, passed as
   ``--Voila.token``): the pages show logs and can acknowledge incidents, so
@@ -29,6 +33,8 @@ from workbench.security import is_loopback_host, weak_secret_reason
 PAGES_DIR_NAME = "notebooks/dashboard"
 CULL_IDLE_TIMEOUT_S = 900
 CULL_INTERVAL_S = 60
+KERNEL_MANAGER = "workbench.dashboard.kernels.PageKernelManager"
+DISCONNECTED_GRACE_S = 10.0  # a closed tab's kernel goes this long after its last websocket
 MIN_TOKEN_CHARS = 16
 TOKEN_SETTING = "WORKBENCH_DASHBOARD_TOKEN"
 
@@ -109,6 +115,7 @@ def dashboard_command(
     """
     port = port or settings.dashboard_port
     token = dashboard_token(settings, host)
+    grace = settings.dashboard_page_grace_s
     argv = [
         sys.executable, "-m", "workbench.dashboard.voila_app", str(notebooks_dir()),
         f"--Voila.ip={host}",
@@ -118,6 +125,11 @@ def dashboard_command(
         f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_TIMEOUT_S}",
         f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
         "--MappingKernelManager.cull_connected=False",
+        f"--VoilaConfiguration.multi_kernel_manager_class={KERNEL_MANAGER}",
+        f"--PageKernelManager.unconnected_grace={grace:g}",
+        f"--PageKernelManager.disconnected_grace={min(DISCONNECTED_GRACE_S, grace):g}",
+        f"--DashboardVoila.max_kernels={settings.dashboard_max_kernels}",
+        f"--DashboardVoila.allowed_hosts={','.join(settings.allowed_host_list)}",
     ]
     if preheat and pool_size > 0:
         argv += ["--preheat_kernel=True", f"--pool_size={pool_size}"]
