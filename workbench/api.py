@@ -413,7 +413,9 @@ def backtest(
     ``RuleState``. ``overrides`` replace rule fields for this run only
     (``threshold=20``, ``window_minutes=10``). ``end`` defaults to now. The
     result lists incident ``incidents`` (episodes), ``notifications`` and a
-    per-tick ``series`` DataFrame.
+    per-tick ``series`` DataFrame. Incidents close by the rule's auto-resolve or,
+    without one, as on-call would after the quiet period (``resolved_by``), so
+    separate bursts are separate episodes.
     """
     from workbench.alerting.backtest import backtest as _backtest
     from workbench.catalog.models import AlertRule
