@@ -119,7 +119,7 @@ class DamagedFile(ValueError):
 def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
     """Return the footer facts of one file, from the cache when already seen.
 
-    A file not seen before has every page verified first (:mod:`workbench.lake.integrity`);
+    A file not seen before has every page's CRC checked first (:mod:`workbench.lake.integrity`);
     :class:`DamagedFile` is raised when one fails.
     """
     key = (entry.path, entry.size, entry.mtime_ns)
@@ -127,11 +127,10 @@ def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
     if hit is not None:
         return hit
     with filesystem.open_input_file(entry.path) as handle:
-        parquet = pq.ParquetFile(handle, page_checksum_verification=True)
-        meta = parquet.metadata
+        meta = pq.ParquetFile(handle).metadata
         # polars reads pages without checking their checksums: a damaged page would be
-        # returned as other rows' values, so each file is verified once, here.
-        damage = integrity.page_damage(parquet)
+        # returned as other rows' values, so each file's page CRCs are checked once, here.
+        damage = integrity.crc_damage(handle, meta)
     if damage is not None:
         raise DamagedFile(f"damaged data page: {damage}")
     replaces: frozenset[str] = frozenset()
