@@ -290,8 +290,9 @@ class WriteAheadLog:
         try:
             fd = self._open(self._number + 1)
         except StorageError as exc:
+            if self.problem != str(exc):  # once per new failure, not once per request
+                log.warning("%s; appends are refused until it can be", exc)
             self.problem = str(exc)
-            log.warning("%s", exc)
             raise
         old = self._fd
         self._sealed[self._number] = (self._active_events, self._active_bytes)
@@ -300,6 +301,8 @@ class WriteAheadLog:
         self._active_events = 0
         self._active_bytes = 0
         self._rotate_due = False
+        if self.problem is not None:
+            log.info("write-ahead log segments can be created again")
         self.problem = None
         os.close(old)
 
