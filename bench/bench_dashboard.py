@@ -79,7 +79,12 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=30.0,
                         help="seconds to wait after the pools filled before the first visit")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--kernels", action="store_true",
+                        help="measure kernel lifetime and memory instead (docs/dashboard.md)")
     args = parser.parse_args()
+    if args.kernels:
+        measure_kernels()
+        return
     load_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     cold: dict[str, float] = {}
     pools_s = 0.0
@@ -175,6 +180,121 @@ def main() -> None:
     print(section)
     if args.write_docs:
         write_section(ROOT / "docs" / "benchmarks.md", section)
+
+
+def _kernel_procs(pid: int) -> list[object]:
+    import psutil
+
+    out = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(child.cmdline()):
+                out.append(child)
+        except psutil.Error:
+            continue
+    return out
+
+
+def psutil_rss(pid: int) -> float:
+    import psutil
+
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
+
+
+def measure_kernels() -> None:
+    """Default settings (45 s grace, 12 page kernels): memory per kernel, and how long
+    kernels stay after 30 plain GETs and after 5 browser visits opened and closed."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="wb-bench-kernels-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        settings = Settings(WORKBENCH_DATA_DIR=data)  # type: ignore[call-arg]
+        seed_catalog(settings, datetime.now(UTC))
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+        log = (Path(tmp) / "voila.log").open("wb")
+        proc = start_dashboard(settings, "127.0.0.1", port, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        pool = len(PAGES)
+
+        def count() -> int:
+            return len(_kernel_procs(proc.pid))
+
+        def settle(label: str, t0: float, limit: float = 300) -> None:
+            """Print when the count is back to the pool + 2 (the target), then to the pool."""
+            peak, plus2 = count(), None
+            while (now := count()) > pool:
+                peak = max(peak, now)
+                if plus2 is None and now <= pool + 2:
+                    plus2 = time.monotonic() - t0
+                if time.monotonic() - t0 > limit:
+                    raise RuntimeError(f"{label}: kernels did not fall back")
+                time.sleep(1)
+            took = time.monotonic() - t0
+            print(f"{label}: peak {peak} kernels; back to pool + 2 after "
+                  f"{plus2 if plus2 is not None else took:.0f} s, to the pool ({pool}) after "
+                  f"{took:.0f} s (from the last request)", flush=True)
+
+        def rss_mb() -> list[float]:
+            return [p.memory_info().rss / 2**20 for p in _kernel_procs(proc.pid)]  # type: ignore[attr-defined]
+
+        try:
+            _wait_up(port)
+            while count() < pool:
+                time.sleep(0.5)
+            time.sleep(30)  # the pools' import cells
+            print(f"load average {os.getloadavg()}; server RSS "
+                  f"{psutil_rss(proc.pid):.0f} MB; pool kernels RSS MB: "
+                  f"{sorted(round(x) for x in rss_mb())}", flush=True)
+            statuses: list[int] = []
+            for _ in range(30):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                conn.request("GET", "/voila/render/overview.ipynb")
+                res = conn.getresponse()
+                res.read()
+                statuses.append(res.status)
+                conn.close()
+            print(f"30 plain GETs: {statuses.count(200)} x 200, {statuses.count(503)} x 503",
+                  flush=True)
+            settle("30 plain GETs", time.monotonic())
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                ctx = browser.new_context()
+                tab = ctx.new_page()
+                _ready(tab, base, "overview")
+                before = set(rss_mb())
+                print(f"kernels RSS MB with one tab open: {sorted(round(x) for x in before)}",
+                      flush=True)
+                ctx.close()
+                for _ in range(4):
+                    ctx = browser.new_context()
+                    _ready(ctx.new_page(), base, "overview")
+                    ctx.close()
+                settle("5 browser visits closed", time.monotonic())
+                # A tab left open for 3 minutes (past every grace) still answers a click.
+                ctx = browser.new_context()
+                tab = ctx.new_page()
+                _ready(tab, base, "overview")
+                tab.wait_for_selector(".wb-trend .js-plotly-plot .scatterlayer .trace",
+                                      timeout=90_000)
+                time.sleep(180)
+                t0 = time.monotonic()
+                tab.click(".wb-range-picker button:has-text('1h')")
+                tab.wait_for_function(
+                    "document.querySelector('.wb-trend .js-plotly-plot')"
+                    " && document.querySelector('.wb-trend .js-plotly-plot').data[0].y.length"
+                    " <= 61", timeout=30_000)
+                print(f"tab open 180 s, then a click: chart redrawn in "
+                      f"{time.monotonic() - t0:.2f} s; kernels {count()}", flush=True)
+                ctx.close()
+                browser.close()
+        finally:
+            print(f"load average at the end {os.getloadavg()}", flush=True)
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
 
 
 def _reopen_one(settings: Settings) -> None:
