@@ -22,6 +22,7 @@ DNS rebinding (``docs/security.md``).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections.abc import Iterable
@@ -227,19 +228,22 @@ class PageKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]
         return views
 
     async def _reap(self) -> None:
+        """Shut down, all at once, the kernels whose page is gone (one look; runs every
+        ``reap_interval`` seconds, never overlapping itself)."""
         now = time.monotonic()
-        for kid in kernels_to_free(
+        gone = kernels_to_free(
             self.snapshot(now), now,
             unconnected_grace=self.unconnected_grace,
             disconnected_grace=self.disconnected_grace,
-        ):
-            if kid not in self:
-                continue
-            self.log.info("Freeing kernel %s: its page is gone", kid)
-            try:
-                await self.shutdown_kernel(kid)
-            except Exception:  # noqa: BLE001 - a kernel that died meanwhile; try the others
-                self.log.warning("Could not shut down kernel %s", kid, exc_info=True)
+        )
+        await asyncio.gather(*(self._free(kid) for kid in gone if kid in self))
+
+    async def _free(self, kernel_id: str) -> None:
+        self.log.info("Freeing kernel %s: its page is gone", kernel_id)
+        try:
+            await self.shutdown_kernel(kernel_id)
+        except Exception:  # noqa: BLE001 - a kernel that died meanwhile; free the others
+            self.log.warning("Could not shut down kernel %s", kernel_id, exc_info=True)
 
     async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
         if self._reaper is not None:
