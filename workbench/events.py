@@ -27,21 +27,17 @@ import pyarrow as pa
 
 from workbench.config import Settings
 from workbench.errors import PayloadTooLarge, ValidationError
-from workbench.lake.schema import LEVELS, SCHEMA
+from workbench.lake.schema import LEVEL_ALIASES, LEVEL_NAMES, LEVELS, SCHEMA
 
 # (timestamp_us, service, level, message, meta_json)
 Event = tuple[int, str, str, str, str | None]
 Errors = dict[str, list[str]]
 
-# Other names shippers give our levels (Python's ``logging``, syslog, many SDKs):
-# accepted in any case and stored as ours (docs/shipping.md, "Levels").
-LEVEL_ALIASES: dict[str, str] = {"warning": "warn", "critical": "fatal", "err": "error"}
-# Every lower-case name accepted, mapped to the stored level.
-_LEVEL_NAMES = {**{level: level for level in LEVELS}, **LEVEL_ALIASES}
+
 # The spellings clients send, mapped straight to the stored level; others are lower-cased.
 LEVEL_SPELLINGS: dict[str, str] = {
     spelling: level
-    for name, level in _LEVEL_NAMES.items()
+    for name, level in LEVEL_NAMES.items()
     for spelling in (name, name.upper(), name.capitalize())
 }
 _LEVEL_OF = LEVEL_SPELLINGS
@@ -140,7 +136,7 @@ class Checker:
 
         level = raw.get("level")
         if type(level) is str:
-            level = _LEVEL_NAMES.get(level.lower())
+            level = LEVEL_NAMES.get(level.lower())
         if type(level) is not str:
             errors = errors or {}
             errors["level"] = [f"level: required, one of {_LEVELS_TEXT}"]
@@ -230,12 +226,6 @@ def _too_deep(value: Any, budget: int) -> bool:
         if (t is dict or t is list) and _too_deep(child, budget - 1):
             return True
     return False
-
-
-def level_of(name: str) -> str | None:
-    """Return the stored level for a level name in any case or alias (``"WARNING"`` -> ``"warn"``),
-    or None for an unknown one."""
-    return _LEVEL_NAMES.get(name.lower())
 
 
 def validate_event(raw: object, *, now: datetime, limits: Limits) -> Event:

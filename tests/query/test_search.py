@@ -46,6 +46,15 @@ def test_filters_service_levels_range(small_lake: str) -> None:
     assert all(T0 <= log.timestamp <= T0 + timedelta(hours=1) for log in hour.logs)
 
 
+def test_levels_as_shippers_spell_them_filter_as_stored(small_lake: str) -> None:
+    """``warning``/``critical``/``err`` are accepted on ingest, so a search by them finds those events."""
+    assert search(small_lake, levels=["critical", "Err"]).total == 73
+    assert search(small_lake, levels=["WARNING"]).total == search(small_lake, levels=["warn"]).total
+    with pytest.raises(ValidationError) as err:
+        build_filter(levels=["warning", "loud"])
+    assert "unknown level(s) ['loud']" in err.value.details["level"][0]
+
+
 def test_text_is_case_insensitive_substring(small_lake: str) -> None:
     assert search(small_lake, text="timeout").total == 72
     assert search(small_lake, text="users/42 TOOK").total == 432

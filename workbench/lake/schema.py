@@ -28,6 +28,17 @@ import pyarrow as pa
 
 LEVELS: tuple[str, ...] = ("debug", "info", "warn", "error", "fatal")
 ERROR_LEVELS: tuple[str, ...] = ("error", "fatal")
+# Other names shippers give our levels (Python's ``logging``, syslog, many SDKs):
+# accepted in any case, on ingest and in queries, as ours (docs/shipping.md, "Levels").
+LEVEL_ALIASES: dict[str, str] = {"warning": "warn", "critical": "fatal", "err": "error"}
+# Every lower-case name accepted, mapped to the stored level.
+LEVEL_NAMES: dict[str, str] = {**{level: level for level in LEVELS}, **LEVEL_ALIASES}
+
+
+def level_of(name: str) -> str | None:
+    """Return the stored level for a level name in any case or alias (``"WARNING"`` -> ``"warn"``),
+    or None for an unknown one."""
+    return LEVEL_NAMES.get(name.strip().lower())
 
 LOGS_TABLE = "logs"
 PARTITION_KEY = "date"

@@ -35,7 +35,7 @@ import polars as pl
 
 from workbench.errors import ValidationError
 from workbench.lake import reader
-from workbench.lake.schema import LEVELS
+from workbench.lake.schema import LEVEL_ALIASES, LEVELS, level_of
 
 MAX_LIMIT = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -144,10 +144,14 @@ def build_filter(
     details: dict[str, list[str]] = {}
     norm_levels: tuple[str, ...] | None = None
     if levels:
-        norm_levels = tuple(sorted({lv.strip().lower() for lv in levels if lv.strip()}))
-        bad = [lv for lv in norm_levels if lv not in LEVELS]
+        named = {lv.strip().lower() for lv in levels if lv.strip()}
+        bad = sorted(lv for lv in named if level_of(lv) is None)
         if bad:
-            details["level"] = [f"unknown level(s) {bad}; allowed: {', '.join(LEVELS)}"]
+            details["level"] = [
+                f"unknown level(s) {bad}; allowed: {', '.join(LEVELS)} "
+                f"(also {', '.join(LEVEL_ALIASES)})"
+            ]
+        norm_levels = tuple(sorted({lv for name in named if (lv := level_of(name))}))
         if not norm_levels:
             norm_levels = None
     for name, value in (("from", start), ("to", end)):
