@@ -53,7 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workbench.config import Settings
 from workbench.errors import RateLimited, StorageError
-from workbench.security import is_loopback_host
+from workbench.security import host_header_allowed, host_header_name, is_loopback_host
 from workbench.security.keys import Grant, KeyCache
 from workbench.security.ratelimit import IngestRateLimiter
 
@@ -113,31 +113,6 @@ def header_bytes(headers: list[tuple[bytes, bytes]]) -> int:
     return sum(len(name) + len(value) for name, value in headers)
 
 
-def host_name(host_header: str) -> str:
-    """Return the host name of a ``Host`` header value, lower-cased, without port or brackets."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    if host.count(":") == 1:
-        return host.partition(":")[0]
-    return host
-
-
-@functools.lru_cache(maxsize=256)
-def is_loopback_name(host: str) -> bool:
-    """Return True if ``host`` (a ``Host`` name) means this machine: localhost or a loopback IP.
-
-    No DNS lookup: a rebinding name resolves to 127.0.0.1 by design, so names
-    other than ``localhost`` and ``*.localhost`` never count.
-    """
-    if host in ("localhost", "ip6-localhost") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
     for name, value in headers:
         if name == wanted:
@@ -192,7 +167,7 @@ class ApiKeyMiddleware:
         self.max_api_body_bytes = settings.max_api_body_bytes
         # Besides WORKBENCH_ALLOWED_HOSTS: the names the operator gave this server
         # (WORKBENCH_HOST, WORKBENCH_API_URL), which clients are told to use.
-        own = (host_name(settings.host), host_name(urlsplit(settings.api_url).netloc))
+        own = (host_header_name(settings.host), host_header_name(urlsplit(settings.api_url).netloc))
         self.allowed_hosts = frozenset(settings.allowed_host_list) | {n for n in own if n}
         self.cors_origins = frozenset(settings.cors_origin_list)
 
@@ -273,13 +248,11 @@ class ApiKeyMiddleware:
             return None
         headers = scope["headers"]
         host = _header(headers, b"host")
-        if host is not None:
-            name = host_name(host)
-            if not is_loopback_name(name) and name not in self.allowed_hosts:
-                return 400, (
-                    f"Host {name!r} is not allowed: without API keys only loopback names "
-                    "(127.0.0.1, localhost) and WORKBENCH_ALLOWED_HOSTS are served"
-                )
+        if host is not None and not host_header_allowed(host, self.allowed_hosts):
+            return 400, (
+                f"Host {host_header_name(host)!r} is not allowed: without API keys only loopback "
+                "names (127.0.0.1, localhost) and WORKBENCH_ALLOWED_HOSTS are served"
+            )
         if scope["method"] in WRITE_METHODS:
             origin = _header(headers, b"origin")
             if origin is not None and origin not in self.cors_origins:

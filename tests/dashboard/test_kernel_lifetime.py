@@ -29,8 +29,9 @@ from tests.dashboard.seed import seed_catalog
 from tests.live_server import free_port, stop_process
 from workbench.catalog.db import dispose_engine
 from workbench.config import Settings
-from workbench.dashboard.kernels import KernelView, host_allowed, kernels_to_free
+from workbench.dashboard.kernels import KernelView, kernels_to_free
 from workbench.dashboard.serve import dashboard_command, notebooks_dir, start_dashboard
+from workbench.security import host_header_allowed as host_allowed
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

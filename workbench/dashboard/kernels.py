@@ -16,14 +16,13 @@ is gone, judged by the websockets the server counts per kernel:
 
 :func:`kernels_to_free` is that rule as a pure function (``now`` passed in);
 :class:`PageKernelManager` feeds it from jupyter_server's bookkeeping every
-``reap_interval`` seconds. :func:`host_allowed` is the Host-header check against
-DNS rebinding (``docs/security.md``).
+``reap_interval`` seconds. The Host check against DNS rebinding is
+:func:`workbench.security.host_header_allowed` (``docs/security.md``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from typing import Any
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.ioloop import PeriodicCallback
 from traitlets import Float
-
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -68,34 +65,6 @@ def kernels_to_free(
         elif k.idle and now - max(k.handed_out_at, k.last_busy_at or 0.0) >= unconnected_grace:
             gone.append(k.kernel_id)
     return gone
-
-
-def host_allowed(host_header: str, allowed: Iterable[str] = ()) -> bool:
-    """Return whether a request's ``Host`` header names this server, never resolving it.
-
-    Loopback names (``localhost``, ``*.localhost``, any ``127.x`` address, ``[::1]``,
-    with or without a port) are always accepted; so is any name or address in ``allowed`` (lower-case,
-    no port). Everything else -- notably a rebinding domain that resolves to
-    127.0.0.1 -- is refused.
-    """
-    host = host_header.strip().lower()
-    if host.startswith("["):  # [v6]:port
-        name = host[1 : host.find("]")] if "]" in host else host[1:]
-    elif host.count(":") == 1:
-        name = host.rsplit(":", 1)[0]
-    else:
-        name = host
-    name = name.rstrip(".")
-    if not name:
-        return False
-    if name in LOOPBACK_NAMES or name.endswith(".localhost"):  # *.localhost never leaves the host
-        return True
-    if name in {a.strip("[]") for a in allowed}:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class PageKernelManager(AsyncMappingKernelManager):  # type: ignore[misc]

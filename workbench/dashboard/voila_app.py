@@ -31,7 +31,7 @@ from traitlets import Integer, Unicode
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
-from workbench.dashboard.kernels import host_allowed
+from workbench.security import host_header_allowed
 
 BUSY_RETRY_AFTER_S = 15
 
@@ -80,7 +80,7 @@ class _HostIs(Matcher):
         self.allowed = allowed
 
     def match(self, request: HTTPServerRequest) -> dict[str, Any] | None:
-        return {} if host_allowed(request.host or "", self.hosts) == self.allowed else None
+        return {} if host_header_allowed(request.host or "", self.hosts) == self.allowed else None
 
 
 class ForeignHostHandler(RequestHandler):

@@ -5,6 +5,7 @@
 * :mod:`workbench.security.limits` - time-range and page-depth limits of searches;
 * :mod:`workbench.security.webhooks` - which webhook URLs the notifier may call;
 * :func:`bind_check` - refuse to serve beyond loopback without keys;
+* :func:`host_header_allowed` - the ``Host`` check against DNS rebinding (API and dashboard);
 * :func:`weak_secret_reason` - why a configured secret (the dashboard token) is too guessable.
 
 See ``docs/security.md``.
@@ -12,10 +13,12 @@ See ``docs/security.md``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import socket
 from collections import Counter
+from collections.abc import Iterable
 
 from workbench.config import Settings
 from workbench.errors import ConfigError
@@ -24,7 +27,14 @@ from workbench.errors import ConfigError
 # here so importing this package for bind_check does not load the catalog models.
 SCOPES: tuple[str, ...] = ("ingest", "read", "admin")
 
-__all__ = ["SCOPES", "bind_check", "is_loopback_host", "weak_secret_reason"]
+__all__ = [
+    "SCOPES",
+    "bind_check",
+    "host_header_allowed",
+    "host_header_name",
+    "is_loopback_host",
+    "weak_secret_reason",
+]
 
 # Thresholds of weak_secret_reason. Random tokens clear them by far: over 10^6 draws
 # of secrets.token_hex(16) / token_urlsafe(12) none was refused (and ~6 in 10^5
@@ -60,6 +70,45 @@ def weak_secret_reason(secret: str, *, min_chars: int) -> str | None:
     if bits < MIN_ESTIMATED_BITS:
         return f"of too little entropy (about {bits:.0f} bits, at least {MIN_ESTIMATED_BITS:.0f})"
     return None
+
+
+def host_header_name(host_header: str) -> str:
+    """Return the host name of a ``Host`` header value: lower-cased, no port, brackets or final dot."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        name = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        name = host.rsplit(":", 1)[0]
+    else:
+        name = host
+    return name.rstrip(".")
+
+
+def host_header_allowed(host_header: str, allowed: Iterable[str] = ()) -> bool:
+    """Return whether a request's ``Host`` header names this server, never resolving it.
+
+    Loopback names (``localhost``, ``*.localhost``, any ``127.x`` address, ``[::1]``,
+    with or without a port) are always accepted; so is any name in ``allowed``
+    (lower-case, no port or brackets). Everything else -- notably a rebinding domain
+    that resolves to 127.0.0.1 by design -- is refused. The API (``ingest_api.auth``,
+    in open mode) and the dashboard (``workbench.dashboard.voila_app``) both ask this.
+    """
+    name = host_header_name(host_header)
+    if not name:
+        return False
+    if name in ("localhost", "ip6-localhost") or name.endswith(".localhost"):
+        return True
+    if name in allowed:
+        return True
+    return _is_loopback_ip(name)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_loopback_ip(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def is_loopback_host(host: str) -> bool:
