@@ -19,6 +19,7 @@ from typing import Any
 
 from workbench.config import Settings, get_settings
 from workbench.errors import ValidationError, WorkbenchError
+from workbench.logs_config import KERNEL_QUIET_ARGUMENTS
 
 #: The analysis notebooks of a source checkout (they are not package data).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -61,6 +62,7 @@ def run_notebook(
             kernel_name=kernel_name,
             execution_timeout=timeout_s,
             progress_bar=False,
+            extra_arguments=KERNEL_QUIET_ARGUMENTS,  # no kernel start-up warnings in our log
             # The checkout's root: the kernel imports this very ``workbench`` package
             # even where an editable install resolves it as a bare namespace.
             cwd=str(PROJECT_DIR),
