@@ -295,6 +295,7 @@ def demo_traffic_command(url: str, rate: float, burst_every: float) -> None:
     from workbench import demo_traffic
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per POST in up's console
     settings = get_settings()
     stored = settings.data_dir / demo_traffic.KEY_FILE
     stop = threading.Event()
