@@ -140,10 +140,13 @@ def test_voila_with_a_token_refuses_requests_without_it(settings: Settings) -> N
     browser in (a cookie serves the next request); the token also works as a header."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "DATABASE_URL"))}
-    proc = start_dashboard(
-        _with_token(settings, TOKEN), "127.0.0.1", port, env=env, preheat=False,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    log_path = settings.data_dir / "voila.log"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = start_dashboard(
+            _with_token(settings, TOKEN), "127.0.0.1", port, env=env, preheat=False,
+            stdout=log, stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -174,5 +177,7 @@ def test_voila_with_a_token_refuses_requests_without_it(settings: Settings) -> N
             base + "/voila/tree", headers={"Authorization": f"token {TOKEN}"}, timeout=60
         )
         assert by_header.status_code == 200
+        # Page kernels talk over Unix sockets: no TCP port each, no warning at each start.
+        assert "without encryption" not in log_path.read_text(errors="replace")
     finally:
         stop_process(proc, timeout=20)

@@ -122,6 +122,10 @@ def dashboard_command(
         f"--Voila.port={port}",
         "--Voila.open_browser=False",
         "--VoilaConfiguration.show_tracebacks=False",
+        # Kernels on Unix sockets beside their connection files (Voilà's private temp
+        # folder), not on TCP ports: no open port per page kernel, and none of ipykernel's
+        # "running over TCP without encryption" warnings at every kernel start.
+        "--KernelManager.transport=ipc",
         f"--MappingKernelManager.cull_idle_timeout={CULL_IDLE_TIMEOUT_S}",
         f"--MappingKernelManager.cull_interval={CULL_INTERVAL_S}",
         "--MappingKernelManager.cull_connected=False",
