@@ -66,7 +66,9 @@ def _es_ids(es: Elasticsearch, index: str) -> list[str]:
     after: list[Any] | None = None
     while True:
         kwargs: dict[str, Any] = {"search_after": after} if after else {}
-        hits = es.search(
+        # The stand-in sorts every document for each page in Python: under a loaded
+        # machine a page of a large index takes longer than the client's default 5 s.
+        hits = es.options(request_timeout=120).search(
             index=index, size=5_000, query={"match_all": {}}, sort=[{"id": "asc"}], **kwargs
         )["hits"]["hits"]
         if not hits:
