@@ -22,12 +22,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import httpx
 import orjson
 
+from workbench import clock
 from workbench.demo import service_names
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _event(rng: random.Random, service: str, level: str) -> dict[str, object]:
         "service": service,
         "level": level,
         "message": message,
-        "timestamp": datetime.now(UTC).isoformat(),
+        "timestamp": clock.now().isoformat(),
         "meta": {"requestId": f"{rng.getrandbits(48):012x}", "latencyMs": rng.randint(1, 900)},
     }
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 from sqlalchemy.engine import Engine
 
+from workbench import clock
 from workbench.catalog.models import API_KEY_SCOPES
 from workbench.config import get_settings
 
@@ -58,7 +59,7 @@ def create_cmd(name: str, scopes: tuple[str, ...]) -> None:
 
     with session_scope(_engine()) as session:
         was_open = not keys_configured(session=session)
-        key, token = create_key(session=session, name=name, scopes=scopes, now=datetime.now(UTC))
+        key, token = create_key(session=session, name=name, scopes=scopes, now=clock.now())
         key_id, prefix, granted = key.id, key.prefix, ", ".join(key.scopes)
     click.echo(f"created API key {prefix}… ({name}; scopes: {granted}; id {key_id})", err=True)
     if was_open:
@@ -102,7 +103,7 @@ def revoke_cmd(ident: str) -> None:
     from workbench.security.keys import active_keys_exist, revoke_key
 
     with session_scope(_engine()) as session:
-        key = revoke_key(session=session, ident=ident, now=datetime.now(UTC))
+        key = revoke_key(session=session, ident=ident, now=clock.now())
         click.echo(f"revoked API key {key.prefix}… ({key.name}) at {_when(key.revoked_at)}")
         if not active_keys_exist(session=session):
             click.echo(_STAYS_KEYED)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import click
 
+from workbench import clock
 from workbench.config import get_settings
 
 
@@ -44,7 +45,7 @@ def demo_command(events: int, days: int, services: int, seed: int, lake: str | N
     from workbench.demo import generate
 
     url = _lake_url(lake)
-    n = generate(url, events=events, days=days, services=services, now=datetime.now(UTC), seed=seed)
+    n = generate(url, events=events, days=days, services=services, now=clock.now(), seed=seed)
     click.echo(f"wrote {n} events over {days} days for {services} services into {url}")
 
 
@@ -61,7 +62,7 @@ def retention_command(days: int, dry_run: bool, lake: str | None) -> None:
     """Delete whole date partitions older than --days days."""
     from workbench.lake.retention import apply_retention
 
-    removed = apply_retention(_lake_url(lake), days=days, now=datetime.now(UTC), dry_run=dry_run)
+    removed = apply_retention(_lake_url(lake), days=days, now=clock.now(), dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     for part in removed:
         click.echo(f"{verb} {part.day.isoformat()} ({part.files} files)")
@@ -99,7 +100,7 @@ def compact_command(
     if hot:
         results = compact_hot(
             _lake_url(lake),
-            now=datetime.now(UTC),
+            now=clock.now(),
             policy=SmallFilePolicy.from_settings(get_settings()),
             older_than=timedelta(hours=older_than_hours),
             grace=timedelta(minutes=grace_minutes),
@@ -107,7 +108,7 @@ def compact_command(
     else:
         results = compact(
             _lake_url(lake),
-            now=datetime.now(UTC),
+            now=clock.now(),
             older_than=timedelta(hours=older_than_hours),
             grace=timedelta(minutes=grace_minutes),
         )

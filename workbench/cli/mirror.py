@@ -6,36 +6,25 @@ import json
 import logging
 import signal
 import threading
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from types import FrameType
 
 import click
 
 from workbench.config import get_settings
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, ValidationError
 from workbench.mirror.backfill import backfill
 from workbench.mirror.elastic import make_client, mirror_settings
 from workbench.mirror.follower import run_follower
 from workbench.mirror.status import consistency, mirror_status
-
-
-def _parse_bound(value: str, *, end: bool) -> datetime:
-    """Return a UTC bound from a date (a ``--to`` date includes that whole day) or a datetime."""
-    try:
-        if len(value) == 10:
-            d = date.fromisoformat(value)
-            d = d + timedelta(days=1) if end else d
-            return datetime.combine(d, time(), UTC)
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+from workbench.times import parse_bound
 
 
 def _range(start: str, end: str) -> tuple[datetime, datetime]:
-    lo, hi = _parse_bound(start, end=False), _parse_bound(end, end=True)
+    lo = parse_bound(start, "--from", end=False)
+    hi = parse_bound(end, "--to", end=True)
     if hi <= lo:
-        raise click.BadParameter("--to must be after --from")
+        raise ValidationError("--to must be after --from", {"--to": ["must be after --from"]})
     return lo, hi
 
 

@@ -59,6 +59,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from workbench import clock
 from workbench.config import Settings
 from workbench.lake import fs as lakefs
 from workbench.lake import reader
@@ -208,7 +209,7 @@ def compact_partition(
         inputs = visible if len(visible) >= min_files else []
         if policy is not None:
             entries = {e.path: e for e in reader.list_dir(filesystem, folder)}
-            at = now if now is not None else datetime.now().astimezone()
+            at = now if now is not None else clock.now()
             inputs = select_small_files(visible, entries, policy, at)
         compacted: str | None = None
         rows = 0
