@@ -1,4 +1,4 @@
-"""The analyst API's time bounds (``workbench.api.parse_since``/``time_range``): out-of-range
+"""The analyst API's time bounds (``workbench.api.time_range`` over ``workbench.times``): out-of-range
 input is a ValidationError naming the bound, never an OverflowError."""
 
 from __future__ import annotations

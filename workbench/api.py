@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from workbench import clock, times
 from workbench.config import Settings, get_settings
+from workbench.times import TimeLike
 
 if TYPE_CHECKING:
     from workbench.alerting.backtest import BacktestResult
@@ -25,9 +27,6 @@ if TYPE_CHECKING:
     from workbench.query.search import SearchResult
     from workbench.query.trends import TrendPoint
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-TimeLike = str | timedelta | datetime
 
 _INCIDENT_COLUMNS: dict[str, Any] = {
     "id": pl.String,
@@ -69,50 +68,12 @@ _RULE_COLUMNS: dict[str, Any] = {
 RULE_SCHEMA = pl.Schema(_RULE_COLUMNS)
 
 
-def parse_since(
-    value: TimeLike | None, now: datetime, field: str = "since"
-) -> datetime | None:
-    """Return an absolute UTC time for ``"24h"``-style, timedelta, ISO 8601 or datetime input.
-
-    ValidationError naming ``field`` when it is none of those, or lands outside
-    year 1..9999 in UTC (``0001-01-01T00:00:00+14:00``, ``99999999d``).
-    """
-    from workbench.errors import ValidationError
-
-    try:
-        return _parse_since(value, now)
-    except ValueError:
-        raise ValidationError(
-            f"time: expected like '24h', '7d' or an ISO 8601 time, got {value!r}",
-            {field: ["expected like '24h', '7d' or an ISO 8601 time"]},
-        ) from None
-    except OverflowError:
-        raise ValidationError(
-            f"time: {value!r} is out of range",
-            {field: ["out of range: must land between 0001-01-01 and 9999-12-31 in UTC"]},
-        ) from None
-
-
-def _parse_since(value: TimeLike | None, now: datetime) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return value
-    if isinstance(value, timedelta):
-        return now - value
-    text = value.strip().lower()
-    if text and text[-1] in _UNITS and text[:-1].isdigit():
-        return now - timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
-    parsed = datetime.fromisoformat(text.replace("z", "+00:00"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def time_range(
     since: TimeLike | None, until: TimeLike | None, now: datetime | None = None
 ) -> tuple[datetime | None, datetime | None]:
     """Return ``(start, end)`` in UTC for relative or absolute bounds (None stays open)."""
-    now = now or datetime.now(UTC)
-    return parse_since(since, now, "since"), parse_since(until, now, "until")
+    now = now or clock.now()
+    return times.parse_time(since, now, "since"), times.parse_time(until, now, "until")
 
 
 def logs(
@@ -154,7 +115,7 @@ def search(
 
     settings = settings or get_settings()
     if since is not None:
-        filters.setdefault("start", parse_since(since, datetime.now(UTC)))
+        filters.setdefault("start", times.parse_time(since, clock.now(), "since"))
     return _search(settings.lake_url, **filters)
 
 
@@ -173,7 +134,7 @@ def error_trend(
     from workbench.query.trends import error_trend as _trend
 
     settings = settings or get_settings()
-    at = parse_since(now, datetime.now(UTC)) or datetime.now(UTC)
+    at = times.parse_instant(now, "now") if now is not None else clock.now()
     return _trend(settings.lake_url, service=service, range=range, now=at)
 
 
@@ -291,7 +252,7 @@ def incidents(
         stmt = stmt.where(AlertIncident.status == status)
     if service is not None:
         stmt = stmt.where(AlertIncident.service == service)
-    start = parse_since(since, datetime.now(UTC))
+    start = times.parse_time(since, clock.now(), "since")
     if start is not None:
         stmt = stmt.where(col(AlertIncident.triggered_at) >= start)
     stmt = stmt.order_by(col(AlertIncident.triggered_at).desc()).limit(limit)
@@ -430,7 +391,7 @@ def backtest(
             from dataclasses import replace
 
             rule = replace(rule, **overrides)
-    now = datetime.now(UTC)
+    now = clock.now()
     first, last = time_range(start, end, now)
     return _backtest(rule, first or now, last or now, lake_url=settings.lake_url, step=step)
 
@@ -452,7 +413,7 @@ def compare_thresholds(
     settings = settings or get_settings()
     if isinstance(rule, str | uuid.UUID):
         rule = find_rule(rule, settings=settings)
-    now = datetime.now(UTC)
+    now = clock.now()
     first, last = time_range(start, end, now)
     rows = []
     for threshold in thresholds:

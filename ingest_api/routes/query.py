@@ -8,11 +8,12 @@ the lake reads in its thread pool.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from workbench import clock, times
 from workbench.errors import ValidationError
 from workbench.query.explorer import search_logs
 from workbench.query.search import LogRecord
@@ -21,38 +22,11 @@ from workbench.security.limits import check_search_limits
 
 router = APIRouter(tags=["query"])
 
-MIN_UTC = "0001-01-01T00:00:00Z"
-MAX_UTC = "9999-12-31T23:59:59.999999Z"
-
-
-def iso_z(t: datetime) -> str:
-    """Return ``t`` as ISO 8601 UTC with ``Z`` (milliseconds as the original, µs when present)."""
-    t = t.astimezone(UTC)
-    spec = "milliseconds" if t.microsecond % 1000 == 0 else "microseconds"
-    return t.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
-
-
 def parse_time(value: str | None, field: str) -> datetime | None:
-    """Return an aware UTC datetime from ISO 8601 (``Z`` or offset; naive means UTC).
-
-    ValidationError naming ``field`` when it is not ISO 8601 or falls outside
-    year 1..9999 once converted to UTC.
-    """
+    """Return the aware UTC instant of ``from``/``to`` (``workbench.times``); None when absent."""
     if value is None or value == "":
         return None
-    try:
-        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-    except ValueError:
-        raise ValidationError(
-            "Invalid query", {field: [f"not an ISO 8601 timestamp: {value!r}"]}
-        ) from None
-    except OverflowError:
-        # e.g. 0001-01-01T00:00:00+14:00: valid ISO 8601, but before year 1 once in UTC.
-        raise ValidationError(
-            "Invalid query",
-            {field: [f"out of range: {value!r} is not between {MIN_UTC} and {MAX_UTC} in UTC"]},
-        ) from None
+    return times.parse_instant(value, field, message="Invalid query")
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -75,16 +49,9 @@ def _render(log: LogRecord) -> dict[str, Any]:
         "service": log.service,
         "level": log.level,
         "message": log.message,
-        "timestamp": iso_z(log.timestamp),
+        "timestamp": times.isoformat_z(log.timestamp),
         "meta": log.meta,
     }
-
-
-def _now(request: Request) -> datetime:
-    """Return the current time from ``app.state.clock`` when set (tests), else the system clock."""
-    # The HTTP edge owns the clock; the library only ever takes `now`.
-    clock = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
 
 
 @router.get("/api/logs")
@@ -116,7 +83,7 @@ def get_logs(
         page=page,
         limit=limit,
         cursor=cursor or None,
-        now=_now(request),
+        now=clock.now(),
         max_days=settings.max_query_days,
         max_page_depth=settings.max_page_depth,
     )
@@ -148,6 +115,6 @@ def get_error_trend(
         request.app.state.settings.lake_url,
         service=service or None,
         range=range,
-        now=_now(request),
+        now=clock.now(),
     )
-    return [{"time": iso_z(p.time), "count": p.count} for p in points]
+    return [{"time": times.isoformat_z(p.time), "count": p.count} for p in points]

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from ingest_api.app import _install_error_handlers
 from ingest_api.routes import query
 from tests.factories import T0, write_events
+from workbench import clock
 from workbench.config import Settings
 
 
@@ -31,10 +32,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
     write_events(settings.lake_url, rows)
     app = FastAPI()
     app.state.settings = settings
-    app.state.clock = lambda: T0 + timedelta(seconds=30)
     _install_error_handlers(app)
     app.include_router(query.router)
-    with TestClient(app) as c:
+    with clock.frozen(T0 + timedelta(seconds=30)), TestClient(app) as c:
         yield c
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from workbench import times
 from workbench.config import Settings
 from workbench.errors import ValidationError
 from workbench.mirror.bulk import MirrorUnavailable
@@ -83,10 +84,6 @@ def covers(
             st.close()
 
 
-def _iso_us(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _escape_wildcard(text: str) -> str:
     return "".join("\\" + c if c in "*?\\" else c for c in text)
 
@@ -131,9 +128,9 @@ def search_elastic(
         filters.append({"terms": {"level": list(flt.levels)}})
     bounds: dict[str, str] = {}
     if flt.start is not None:
-        bounds["gte"] = _iso_us(flt.start)
+        bounds["gte"] = times.isoformat_z(flt.start)
     if flt.end is not None:
-        bounds["lte"] = _iso_us(flt.end)
+        bounds["lte"] = times.isoformat_z(flt.end)
     if bounds:
         filters.append({"range": {"timestamp": bounds}})
     if flt.text:
@@ -178,7 +175,7 @@ def search_elastic(
 
 
 def _record(src: Mapping[str, Any]) -> LogRecord:
-    ts = datetime.fromisoformat(str(src["timestamp"]).replace("Z", "+00:00")).astimezone(UTC)
+    ts = times.parse_instant(str(src["timestamp"]), "timestamp")
     return LogRecord(
         id=str(src["id"]),
         service=str(src["service"]),
