@@ -46,17 +46,19 @@ sys.path.insert(0, str(ROOT))
 
 from workbench.events import (  # noqa: E402
     Limits,
-    columns_to_ipc,
-    events_to_ipc,
     ndjson_lines,
     parse_lines,
-    records_to_table,
-    to_us,
     validate_batch,
 )
 from workbench.events_arrow import decode_plain_lines  # noqa: E402
 from workbench.ids import IdGenerator  # noqa: E402
 from workbench.lake.reader import scan  # noqa: E402
+from workbench.lake.records import (  # noqa: E402
+    columns_to_ipc,
+    events_to_ipc,
+    records_to_table,
+    to_us,
+)
 from workbench.lake.writer import write_batch  # noqa: E402
 
 README_EVENT = {

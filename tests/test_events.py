@@ -13,16 +13,18 @@ from workbench.events import (
     Limits,
     NotJson,
     check_body_size,
-    events_to_ipc,
-    from_us,
     parse_json,
     parse_ndjson,
+    validate_batch,
+    validate_event,
+)
+from workbench.lake.records import (
+    events_to_ipc,
+    from_us,
     payloads_to_table,
     records_to_table,
     rows_payload,
     to_us,
-    validate_batch,
-    validate_event,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)

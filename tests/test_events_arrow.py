@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from tests.strategies import json_values
 from workbench.events import (
-    Event,
     Limits,
     ndjson_lines,
     parse_json,
@@ -28,6 +27,7 @@ from workbench.events import (
 )
 from workbench.events_arrow import decode_plain_array, decode_plain_lines
 from workbench.ids import IdGenerator
+from workbench.lake.records import Event
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 EXAMPLES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

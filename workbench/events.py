@@ -5,10 +5,12 @@ path is plain ``dict``/``isinstance`` checks and ``orjson`` (no pydantic per
 event), because the ingestor must keep up with hundreds of thousands of events
 per second.
 
-An accepted event is an :data:`Event` tuple
+An accepted event is an :data:`~workbench.lake.records.Event` tuple
 ``(timestamp_us, service, level, message, meta_json)``: the event time in UTC
 microseconds since the epoch, the lower-cased level, and ``meta`` already
-serialized as JSON text (or None). The store adds ``id`` and ``received_at``.
+serialized as JSON text (or None). The ingestor adds ``id`` and ``received_at``
+and frames them as WAL records (:mod:`workbench.lake.records`); this module only
+judges them, and imports from the lake, never the other way round.
 
 Every rejection names the field and the limit, e.g.
 ``"message: longer than 32768 characters (max_message_chars)"``; errors are
@@ -19,18 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from workbench.config import Settings
 from workbench.errors import PayloadTooLarge, ValidationError
-from workbench.lake.schema import LEVEL_ALIASES, LEVEL_NAMES, LEVELS, SCHEMA
+from workbench.lake.records import Event, to_us
+from workbench.lake.schema import LEVEL_ALIASES, LEVEL_NAMES, LEVELS
 
-# (timestamp_us, service, level, message, meta_json)
-Event = tuple[int, str, str, str, str | None]
 Errors = dict[str, list[str]]
 
 
@@ -42,9 +42,6 @@ LEVEL_SPELLINGS: dict[str, str] = {
 }
 _LEVEL_OF = LEVEL_SPELLINGS
 _LEVELS_TEXT = f"{', '.join(LEVELS)} (also {', '.join(LEVEL_ALIASES)}; any case)"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-_TS = pa.timestamp("us", tz="UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,18 +87,6 @@ class NotJson:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-def to_us(moment: datetime) -> int:
-    """Return ``moment`` as UTC microseconds since the epoch (naive means UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _ONE_US
-
-
-def from_us(us: int) -> datetime:
-    """Return the aware UTC datetime of epoch microseconds ``us``."""
-    return _EPOCH + timedelta(microseconds=us)
 
 
 class Checker:
@@ -377,118 +362,3 @@ def check_body_size(size: int, limits: Limits) -> None:
             f"body: larger than {limits.max_body_bytes} bytes (max_body_bytes)",
             {"body": [f"body: larger than {limits.max_body_bytes} bytes (max_body_bytes)"]},
         )
-
-
-def rows_payload(events: Sequence[Event], ids: Sequence[str], received_us: int) -> dict[str, Any]:
-    """Return accepted events as columns (plain lists), the unit stored in the WAL."""
-    ts, service, level, message, meta = zip(*events, strict=True) if events else ((),) * 5
-    return {
-        "id": list(ids),
-        "received_at": received_us,
-        "timestamp": list(ts),
-        "service": list(service),
-        "level": list(level),
-        "message": list(message),
-        "meta": list(meta),
-    }
-
-
-def events_to_ipc(events: Sequence[Event], ids: Sequence[str], received_us: int) -> bytes:
-    """Return accepted events as one Arrow IPC stream (lake schema), the WAL form for batches.
-
-    Building Arrow once at accept time and reading it back zero-copy costs about a
-    third of a JSON round trip (dump, load, rebuild) per event; small requests stay
-    JSON because a few Arrow arrays cost more than they save there.
-    """
-    ts, service, level, message, meta = zip(*events, strict=True)
-    n = len(ids)
-    return _ipc(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(ts, _TS),
-            pa.repeat(pa.scalar(received_us, _TS), n),
-            pa.array(service, pa.string()),
-            pa.array(level, pa.string()),
-            pa.array(message, pa.string()),
-            pa.array(meta, pa.string()),
-        ]
-    )
-
-
-def columns_to_ipc(columns: pa.RecordBatch, ids: pa.Array, received_us: int) -> bytes:
-    """Return accepted events given as Arrow columns (``timestamp``, ``service``, ``level``,
-    ``message``, ``meta``) with their ids as one Arrow IPC stream (lake schema)."""
-    return _ipc(
-        [
-            ids,
-            columns.column("timestamp"),
-            pa.repeat(pa.scalar(received_us, _TS), columns.num_rows),
-            columns.column("service"),
-            columns.column("level"),
-            columns.column("message"),
-            columns.column("meta"),
-        ]
-    )
-
-
-def _ipc(arrays: list[pa.Array]) -> bytes:
-    batch = pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SCHEMA) as writer:
-        writer.write_batch(batch)
-    data: bytes = sink.getvalue().to_pybytes()
-    return data
-
-
-def records_to_table(records: Sequence[bytes]) -> pa.Table:
-    """Return one Arrow table (lake schema) of WAL records, JSON columns or Arrow IPC alike.
-
-    The order of rows follows the records, so replaying a segment rebuilds the
-    same table as its first flush did.
-    """
-    tables: list[pa.Table] = []
-    json_run: list[dict[str, Any]] = []
-    for record in records:
-        if record[:1] == b"{":
-            json_run.append(orjson.loads(record))
-            continue
-        if json_run:
-            tables.append(payloads_to_table(json_run))
-            json_run = []
-        tables.append(pa.ipc.open_stream(record).read_all())
-    if json_run or not tables:
-        tables.append(payloads_to_table(json_run))
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-
-
-def payloads_to_table(payloads: Sequence[dict[str, Any]]) -> pa.Table:
-    """Return one Arrow table (lake schema) of the column payloads, built column by column."""
-    ids: list[str] = []
-    ts: list[int] = []
-    received: list[int] = []
-    service: list[str] = []
-    level: list[str] = []
-    message: list[str] = []
-    meta: list[str | None] = []
-    for p in payloads:
-        n = len(p["id"])
-        ids += p["id"]
-        ts += p["timestamp"]
-        received += [p["received_at"]] * n
-        service += p["service"]
-        level += p["level"]
-        message += p["message"]
-        meta += p["meta"]
-    tz = pa.timestamp("us", tz="UTC")
-    return pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(ts, pa.int64()).cast(tz),
-            pa.array(received, pa.int64()).cast(tz),
-            pa.array(service, pa.string()),
-            pa.array(level, pa.string()),
-            pa.array(message, pa.string()),
-            pa.array(meta, pa.string()),
-        ],
-        schema=SCHEMA,
-    )

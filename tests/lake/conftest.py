@@ -10,8 +10,9 @@ import pytest
 
 from tests.live_server import LiveServer
 from workbench.config import Settings
-from workbench.events import Event, Limits, validate_event
+from workbench.events import Limits, validate_event
 from workbench.lake.ingestor import Ingestor
+from workbench.lake.records import Event
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 

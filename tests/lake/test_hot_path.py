@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from workbench.events import Limits, events_to_ipc, records_to_table, to_us, validate_event
+from workbench.events import Limits, validate_event
+from workbench.lake.records import events_to_ipc, records_to_table, to_us
 from workbench.lake.wal import WalFolder, WriteAheadLog
 from workbench.lake.writer import write_batch
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from workbench import clock as wall_clock
 from workbench.config import Settings
 from workbench.errors import Overloaded, StorageError
-from workbench.events import (
+from workbench.ids import IdGenerator
+from workbench.lake import fs as lakefs
+from workbench.lake.integrity import quarantined_files
+from workbench.lake.records import (
     Event,
     columns_to_ipc,
     events_to_ipc,
@@ -40,9 +44,6 @@ from workbench.events import (
     rows_payload,
     to_us,
 )
-from workbench.ids import IdGenerator
-from workbench.lake import fs as lakefs
-from workbench.lake.integrity import quarantined_files
 from workbench.lake.schema import LOGS_TABLE
 from workbench.lake.wal import (
     Segment,
@@ -65,11 +66,6 @@ _IDLE_FLUSH_EVENTS = 10_000
 _IDLE_S = 0.05
 # Requests with at least this many events go to the WAL as Arrow IPC, smaller ones as JSON.
 _IPC_MIN_EVENTS = 16
-
-
-def utc_now() -> datetime:
-    """Return the current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 def flush_segment(segment: Segment, *, lake_url: str) -> int:
@@ -111,7 +107,9 @@ def _sync_local_files(lake_url: str, paths: list[str]) -> None:
 class Ingestor:
     """Accepts validated events durably and moves them into the lake in the background."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Callable[[], datetime] = wall_clock.now
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.ids = IdGenerator()
@@ -202,8 +200,9 @@ class Ingestor:
     async def accept_columns(self, columns: pa.RecordBatch, now: datetime) -> int:
         """Return how many events of ``columns`` were fsynced in the WAL (group commit).
 
-        ``columns`` are accepted events as :func:`workbench.events_arrow.decode_plain_lines`
-        returns them; ids are issued here, as for :meth:`accept`.
+        ``columns`` are accepted events as Arrow columns (``timestamp``, ``service``,
+        ``level``, ``message``, ``meta``; the ingest fast lane makes them); ids are
+        issued here, as for :meth:`accept`.
         """
         n = columns.num_rows
         if not n:
