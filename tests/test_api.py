@@ -15,6 +15,7 @@ from sqlmodel import Session
 import workbench
 from tests.factories import write_events
 from workbench import api, plots
+from workbench.catalog import frames
 from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, init_db
 from workbench.config import Settings
@@ -167,13 +168,13 @@ def test_incidents_and_rules_from_the_catalog(
     settings, rule, open_incident = catalog
     every = workbench.incidents(settings=settings)
     assert every.height == 2 and every["status"].to_list() == ["open", "resolved"]
-    assert every.schema == api.INCIDENT_SCHEMA
+    assert every.schema == frames.INCIDENT_SCHEMA
     assert workbench.incidents("open", settings=settings)["id"].to_list() == [str(open_incident.id)]
     assert workbench.incidents(since="1d", settings=settings).height == 1
     with pytest.raises(ValidationError):
         workbench.incidents("closed", settings=settings)
     rules = workbench.rules(settings=settings)
-    assert rules.schema == api.RULE_SCHEMA
+    assert rules.schema == frames.RULE_SCHEMA
     assert rules.row(0, named=True)["levels"] == ["error", "fatal"]
     one = workbench.incident(str(open_incident.id), settings=settings)
     assert one["error_count"] == 12

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -26,46 +26,6 @@ if TYPE_CHECKING:
     from workbench.catalog.models import AlertRule
     from workbench.query.search import SearchResult
     from workbench.query.trends import TrendPoint
-
-
-_INCIDENT_COLUMNS: dict[str, Any] = {
-    "id": pl.String,
-    "rule_id": pl.String,
-    "service": pl.String,
-    "fingerprint": pl.String,
-    "status": pl.String,
-    "severity": pl.String,
-    "error_count": pl.Int64,
-    "threshold": pl.Int64,
-    "window_minutes": pl.Int64,
-    "first_triggered_at": pl.Datetime("us", "UTC"),
-    "triggered_at": pl.Datetime("us", "UTC"),
-    "last_seen_error_at": pl.Datetime("us", "UTC"),
-    "acknowledged_at": pl.Datetime("us", "UTC"),
-    "acknowledged_by": pl.String,
-    "resolved_at": pl.Datetime("us", "UTC"),
-    "resolved_by": pl.String,
-    "reopen_count": pl.Int64,
-}
-INCIDENT_SCHEMA = pl.Schema(_INCIDENT_COLUMNS)
-
-_RULE_COLUMNS: dict[str, Any] = {
-    "id": pl.String,
-    "name": pl.String,
-    "service": pl.String,
-    "threshold": pl.Int64,
-    "window_minutes": pl.Int64,
-    "cooldown_minutes": pl.Int64,
-    "levels": pl.List(pl.String),
-    "message_contains": pl.String,
-    "auto_resolve_minutes": pl.Int64,
-    "severity": pl.String,
-    "enabled": pl.Boolean,
-    "last_triggered_at": pl.Datetime("us", "UTC"),
-    "created_at": pl.Datetime("us", "UTC"),
-    "updated_at": pl.Datetime("us", "UTC"),
-}
-RULE_SCHEMA = pl.Schema(_RULE_COLUMNS)
 
 
 def time_range(
@@ -192,34 +152,7 @@ def error_counts(
     )
 
 
-# -- the catalog: incidents and rules ---------------------------------------
-
-
-def _catalog(settings: Settings | None) -> Any:
-    """Return the catalog engine, or None when the catalog has no tables yet."""
-    import sqlalchemy as sa
-
-    from workbench.catalog.db import get_engine
-
-    settings = settings or get_settings()
-    engine = get_engine(settings.database_url)
-    # A notebook opened before any server ran: an empty answer, not a migration.
-    if not sa.inspect(engine).has_table("alert_incidents"):
-        return None
-    return engine
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
-
-
-def _frame(rows: Sequence[Any], schema: pl.Schema) -> pl.DataFrame:
-    data = {name: [_cell(getattr(r, name)) for r in rows] for name in schema}
-    return pl.DataFrame(data, schema=schema)
+# -- the catalog: incidents and rules (queries in workbench.catalog.frames) ---------
 
 
 def incidents(
@@ -233,55 +166,23 @@ def incidents(
     """Return incidents as a DataFrame, newest ``triggered_at`` first.
 
     ``status`` is ``open``, ``acknowledged`` or ``resolved``; ``since`` keeps
-    incidents triggered at or after it. Columns: see :data:`INCIDENT_SCHEMA`.
+    incidents triggered at or after it. Columns: see
+    :data:`workbench.catalog.frames.INCIDENT_SCHEMA`.
     """
-    from sqlmodel import Session, col, select
+    from workbench.catalog import frames
 
-    from workbench.catalog.models import INCIDENT_STATUSES, AlertIncident
-    from workbench.errors import ValidationError
-
-    if status is not None and status not in INCIDENT_STATUSES:
-        raise ValidationError(
-            "Invalid status", {"status": [f"one of {', '.join(INCIDENT_STATUSES)}"]}
-        )
-    engine = _catalog(settings)
-    if engine is None:
-        return pl.DataFrame(schema=INCIDENT_SCHEMA)
-    stmt = select(AlertIncident)
-    if status is not None:
-        stmt = stmt.where(AlertIncident.status == status)
-    if service is not None:
-        stmt = stmt.where(AlertIncident.service == service)
+    settings = settings or get_settings()
     start = times.parse_time(since, clock.now(), "since")
-    if start is not None:
-        stmt = stmt.where(col(AlertIncident.triggered_at) >= start)
-    stmt = stmt.order_by(col(AlertIncident.triggered_at).desc()).limit(limit)
-    with Session(engine) as session:
-        rows = session.exec(stmt).all()
-    return _frame(rows, INCIDENT_SCHEMA)
+    return frames.incidents_frame(
+        settings.database_url, status=status, service=service, start=start, limit=limit
+    )
 
 
 def incident(incident_id: str | uuid.UUID, *, settings: Settings | None = None) -> dict[str, Any]:
     """Return one incident as a dict (the columns of :func:`incidents`); NotFound if missing."""
-    frame = _incident_row(incident_id, settings)
-    return frame.row(0, named=True)
+    from workbench.catalog import frames
 
-
-def _incident_row(incident_id: str | uuid.UUID, settings: Settings | None) -> pl.DataFrame:
-    from sqlmodel import Session
-
-    from workbench.catalog.models import AlertIncident
-    from workbench.errors import NotFound
-
-    ident = _uuid(incident_id, "incident_id")
-    engine = _catalog(settings)
-    row = None
-    if engine is not None:
-        with Session(engine) as session:
-            row = session.get(AlertIncident, ident)
-    if row is None:
-        raise NotFound("incident", incident_id)
-    return _frame([row], INCIDENT_SCHEMA)
+    return frames.incident_row((settings or get_settings()).database_url, incident_id)
 
 
 def incident_window(
@@ -302,61 +203,20 @@ def incident_window(
 
 
 def rules(*, service: str | None = None, settings: Settings | None = None) -> pl.DataFrame:
-    """Return the alert rules as a DataFrame (columns: see :data:`RULE_SCHEMA`), by service then name."""
-    from sqlmodel import Session, select
+    """Return the alert rules as a DataFrame, by service then name.
 
-    from workbench.catalog.models import AlertRule
+    Columns: see :data:`workbench.catalog.frames.RULE_SCHEMA`.
+    """
+    from workbench.catalog import frames
 
-    engine = _catalog(settings)
-    if engine is None:
-        return pl.DataFrame(schema=RULE_SCHEMA)
-    stmt = select(AlertRule)
-    if service is not None:
-        stmt = stmt.where(AlertRule.service == service)
-    with Session(engine) as session:
-        found = session.exec(stmt).all()
-    found = sorted(found, key=lambda r: (r.service, r.name, str(r.id)))
-    return _frame(found, RULE_SCHEMA)
-
-
-def _uuid(value: str | uuid.UUID, field: str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        from workbench.errors import ValidationError
-
-        raise ValidationError(f"{field}: not a UUID: {value!r}", {field: ["not a UUID"]}) from None
+    return frames.rules_frame((settings or get_settings()).database_url, service=service)
 
 
 def find_rule(ref: str | uuid.UUID, *, settings: Settings | None = None) -> AlertRule:
     """Return the catalog rule with id ``ref`` (or, failing that, the one rule named ``ref``)."""
-    from sqlmodel import Session, select
+    from workbench.catalog import frames
 
-    from workbench.catalog.models import AlertRule
-    from workbench.errors import NotFound, ValidationError
-
-    engine = _catalog(settings)
-    if engine is None:
-        raise NotFound("rule", ref)
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            found = session.get(AlertRule, _uuid(ref, "rule"))
-        except ValidationError:
-            found = None
-        if found is None and isinstance(ref, str):
-            named = session.exec(select(AlertRule).where(AlertRule.name == ref)).all()
-            if len(named) > 1:
-                raise ValidationError(
-                    f"rule: {len(named)} rules are named {ref!r}; pass the id",
-                    {"rule": ["ambiguous name"]},
-                )
-            found = named[0] if named else None
-        if found is None:
-            raise NotFound("rule", ref)
-        session.expunge(found)
-        return found
+    return frames.find_rule((settings or get_settings()).database_url, ref)
 
 
 def backtest(
