@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-import time
 from datetime import datetime
 from typing import Any
 
@@ -119,23 +118,24 @@ def test_reopen_race(
 
 
 def _process_worker(url: str, lake_url: str, now: datetime, start: Any) -> None:
-    start.wait(60)
-    evaluate(engine=get_engine(url), lake_url=lake_url, now=now, dashboard_url=DASH)
+    engine = get_engine(url)
+    with engine.connect():
+        pass  # imported and connected: now wait for the other one
+    start.wait(120)
+    evaluate(engine=engine, lake_url=lake_url, now=now, dashboard_url=DASH)
 
 
 @pytest.mark.slow
 def test_processes_race(engine: Engine, catalog_url: str, lake_url: str) -> None:
     _setup(engine, lake_url, T0)
     ctx = mp.get_context("spawn")
-    start = ctx.Event()
+    start = ctx.Barrier(2)  # both imported and connected, then released together
     procs = [
         ctx.Process(target=_process_worker, args=(catalog_url, lake_url, T0, start))
         for _ in range(2)
     ]
     for p in procs:
         p.start()
-    time.sleep(3)  # let both import and connect, then release them together
-    start.set()
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from tests.lake.conftest import NOW, make_events
+from tests.waiting import CountingEvent, wait_until
 from workbench.config import Settings
 from workbench.errors import Overloaded
 from workbench.lake import ingestor as ingestor_module
@@ -122,11 +122,7 @@ def test_background_flusher_writes_within_the_interval(settings: Settings) -> No
     ing = Ingestor(settings.model_copy(update={"flush_interval_s": 0.05}), clock=lambda: NOW)
     ing.start()
     ing.accept_sync(make_events(4), NOW)
-    for _ in range(100):
-        if ing.flushed_events == 4:
-            break
-        asyncio.run(asyncio.sleep(0.02))
-    assert ing.flushed_events == 4
+    wait_until(lambda: ing.flushed_events == 4, what="the flusher wrote the 4 events")
     assert _lake(settings).height == 4
     ing.stop()
 
@@ -136,18 +132,20 @@ def test_a_large_idle_backlog_is_flushed_without_waiting_for_the_interval(
 ) -> None:
     # The end of a burst becomes queryable at once; a trickle waits for the interval.
     monkeypatch.setattr(ingestor_module, "_IDLE_FLUSH_EVENTS", 20)
-    ing = Ingestor(settings.model_copy(update={"flush_interval_s": 30}), clock=lambda: NOW)
+    ing = Ingestor(settings.model_copy(update={"flush_interval_s": 300}), clock=lambda: NOW)
+    wake = ing._wake = CountingEvent()  # counts the flusher's idle checks
     ing.start()
     try:
-        time.sleep(0.3)  # the flusher's first round (orphans, an empty flush) is over
+        # The first round (orphans, an empty flush) is over once it stamps last_flush_at.
+        wait_until(lambda: ing.last_flush_at is not None, what="the flusher's first round")
         ing.accept_sync(make_events(5), NOW)
-        time.sleep(0.5)
+        # Three idle checks later (each after _IDLE_S without appends): still nothing.
+        checks = wake.waits
+        wait_until(lambda: wake.waits >= checks + 3, what="three idle checks")
         assert ing.flushed_events == 0  # under the idle threshold: waits for the interval
         ing.accept_sync(make_events(20), NOW)
-        deadline = time.monotonic() + 10
-        while ing.flushed_events < 25 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ing.flushed_events == 25  # long before the 30 s interval
+        # Long before the 300 s interval (wait_until gives up after 30 s).
+        wait_until(lambda: ing.flushed_events == 25, what="the idle backlog flushed")
         assert _lake(settings).height == 25
     finally:
         ing.stop()

@@ -97,14 +97,14 @@ def test_http_429_with_retry_after_per_key(
 def test_http_bucket_refills(settings: Settings, engine: Engine, make_key: MakeKey) -> None:
     fast = settings.model_copy(update={"ingest_rate_per_key": 20.0, "ingest_burst_per_key": 1})
     token = make_key("ingest")
+    clock = FakeClock()
     with TestClient(create_app(fast)) as client:
+        limiter = client.app.state.ingest_limiter  # type: ignore[attr-defined]
+        limiter.clock = clock  # the app's limiter, on a clock the test moves
         headers = {"X-API-Key": token}
         assert client.post("/api/logs", json=EVENT, headers=headers).status_code == 202
         assert client.post("/api/logs", json=EVENT, headers=headers).status_code == 429
-        limiter = client.app.state.ingest_limiter  # type: ignore[attr-defined]
-        import time
-
-        time.sleep(0.1)  # 20 events/s: one event back after 50 ms
+        clock.t += 0.1  # 20 events/s: the burst of one is back after 50 ms
         key_id = client.app.state.key_cache.grant(token).key_id  # type: ignore[attr-defined]
         assert limiter.available(key_id) >= 1
         assert client.post("/api/logs", json=EVENT, headers=headers).status_code == 202

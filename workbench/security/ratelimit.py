@@ -152,7 +152,7 @@ class IngestRateLimiter:
     ) -> None:
         self.rate = rate
         self.burst = float(burst)
-        self._clock = clock
+        self.clock = clock  # monotonic seconds; tests move a fake one
         self._buckets: dict[Hashable, TokenBucket] = {}
         self._path = path
         self._shared: SharedBuckets | None = None  # opened on first use
@@ -161,7 +161,7 @@ class IngestRateLimiter:
     def _apply(self, key: Hashable, change: Callable[[TokenBucket, float], float]) -> float:
         """Return ``change(bucket, now)`` for ``key``'s bucket, updated in place."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             fresh = TokenBucket(self.rate, self.burst, self.burst, now)
             if self._path is not None:
                 if self._shared is None:
