@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from timing import measure  # noqa: E402
 
-from workbench.lake import reader  # noqa: E402
+from workbench.lake import message_index, reader  # noqa: E402
 from workbench.lake.compaction import SmallFilePolicy, compact_partition  # noqa: E402
 from workbench.lake.schema import SCHEMA  # noqa: E402
 from workbench.lake.writer import write_batch  # noqa: E402
@@ -96,7 +96,7 @@ def main() -> None:
         built = time.perf_counter() - t
         folder = Path(lake) / "logs" / f"date={start.date().isoformat()}"
         on_disk = len(list(folder.glob("*.parquet")))
-        reader.reset_message_index()
+        message_index.reset_message_index()
         reader._footer_cache.clear()  # first search pays the footer reads, as a fresh process
         t = time.perf_counter()
         search(lake)

@@ -25,7 +25,7 @@ import duckdb  # noqa: E402
 from timing import measure  # noqa: E402
 
 from workbench.demo import generate, service_names  # noqa: E402
-from workbench.lake import reader  # noqa: E402
+from workbench.lake import message_index, reader  # noqa: E402
 from workbench.query.search import search  # noqa: E402
 from workbench.query.trends import bucket_grid, error_trend  # noqa: E402
 from workbench.query.window import WindowSpec, window_counts  # noqa: E402
@@ -63,7 +63,7 @@ def check_same_answers(
         ({"text": "timeout"}, "WHERE message ILIKE '%timeout%'"),
     ):
         search(lake, **kwargs)  # type: ignore[arg-type]
-        reader.wait_for_message_index()  # so a text total is checked as the index counts it
+        message_index.wait_for_message_index()  # so a text total is checked as the index counts it
         ours = search(lake, **kwargs)  # type: ignore[arg-type]
         theirs = con.execute(duck_page(where).replace("$FILES", files)).fetchall()
         assert [log.id for log in ours.logs] == [r[0] for r in theirs], kwargs
@@ -184,7 +184,7 @@ def main() -> None:
     # Cold process: the per-file caches (footers, key counts, error rollups) are empty.
     from workbench.query import trends
 
-    index = reader.message_index_stats()
+    index = message_index.message_index_stats()
     print(
         f"message index: {index['files']} files, {index['rows']:,} rows, "
         f"{index['distinct_messages']:,} distinct messages, "
@@ -192,7 +192,7 @@ def main() -> None:
     )
     for cache in (reader._footer_cache, reader._key_counts_cache, trends._rollups):
         cache.clear()
-    reader.reset_message_index()
+    message_index.reset_message_index()
     t = time.perf_counter()
     search(lake, service=svc)
     error_trend(lake, range="30d", now=NOW)
@@ -207,7 +207,7 @@ def main() -> None:
     t = time.perf_counter()
     search(lake, text="timeout")
     first = (time.perf_counter() - t) * 1000
-    reader.wait_for_message_index()
+    message_index.wait_for_message_index()
     built = (time.perf_counter() - t) * 1000
     print(
         f"cold message index: first text search {first:.0f} ms (scans); "

@@ -6,7 +6,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from workbench.lake import reader
+from workbench.lake import message_index
 
 
 def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -16,7 +16,7 @@ def measure(fn: Callable[[], object], runs: int) -> tuple[float, float]:
     so the runs time the steady state; scripts print cold figures apart.
     """
     fn()
-    reader.wait_for_message_index()
+    message_index.wait_for_message_index()
     times = []
     for _ in range(runs):
         t = time.perf_counter()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.factories import T0, make_events, write_events
 from workbench.errors import ValidationError
-from workbench.lake import reader
+from workbench.lake import message_index, reader
 from workbench.query.search import build_filter, decode_cursor, encode_cursor, search
 
 
@@ -195,11 +195,11 @@ def _scanned_total(lake_url: str, **filters: Any) -> int:
 def test_text_totals_from_message_index_equal_a_scan(lake_url: str, filters: Any) -> None:
     _varied_lake(lake_url)
     scanned = search(lake_url, **filters).total  # not indexed yet: queued for the indexer
-    reader.wait_for_message_index()
+    message_index.wait_for_message_index()
     assert search(lake_url, **filters).total == scanned == _scanned_total(lake_url, **filters)
     # At most 12 distinct messages: every file of 24 rows or more is indexed (not scanned).
     big = [f for f in reader.file_stats(lake_url) if f.num_rows >= 24]
-    assert len(big) >= 3 and all(reader.message_index(f) is not None for f in big)
+    assert len(big) >= 3 and all(message_index.message_index(f) is not None for f in big)
 
 
 def test_mostly_distinct_messages_are_scanned_not_indexed(lake_url: str) -> None:
@@ -209,39 +209,40 @@ def test_mostly_distinct_messages_are_scanned_not_indexed(lake_url: str) -> None
     ]
     write_events(lake_url, rows)
     (stat,) = reader.file_stats(lake_url)
-    assert reader.message_index(stat) is None
+    assert message_index.message_index(stat) is None
     assert search(lake_url, text="5 TIMEOUT").total == 150
 
 
 def test_files_beyond_the_index_cap_are_scanned(
     lake_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reader.wait_for_message_index()
-    monkeypatch.setattr(reader, "MESSAGE_INDEX_MAX_ROWS", 0)
-    monkeypatch.setattr(reader, "_message_pruned_at", -60.0)
+    message_index.wait_for_message_index()
+    monkeypatch.setattr(message_index, "MESSAGE_INDEX_MAX_ROWS", 0)
+    monkeypatch.setattr(message_index, "_message_pruned_at", -60.0)
     _varied_lake(lake_url)
     assert search(lake_url, text="timeout").total == _scanned_total(lake_url, text="timeout")
-    assert all(reader.message_index(f) is None for f in reader.file_stats(lake_url))
+    assert all(message_index.message_index(f) is None for f in reader.file_stats(lake_url))
 
 
 def test_deleted_files_leave_the_index_when_the_cap_is_reached(
     lake_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reader.wait_for_message_index()
+    message_index.wait_for_message_index()
     _varied_lake(lake_url)
     old, new = sorted(reader.file_stats(lake_url), key=lambda f: f.num_rows, reverse=True)[:2]
-    assert reader.message_index(old) is not None
+    assert message_index.message_index(old) is not None
     Path(old.path).unlink()  # as compaction or retention would
     # Full: the new file fits only once the deleted one's rows are given back.
-    monkeypatch.setattr(reader, "MESSAGE_INDEX_MAX_ROWS", reader.message_index_stats()["rows"])
-    monkeypatch.setattr(reader, "_message_pruned_at", -60.0)
-    assert reader.message_index(new) is not None
-    assert (old.path, old.min_ts_us, old.num_rows) not in reader._message_index
+    full = message_index.message_index_stats()["rows"]
+    monkeypatch.setattr(message_index, "MESSAGE_INDEX_MAX_ROWS", full)
+    monkeypatch.setattr(message_index, "_message_pruned_at", -60.0)
+    assert message_index.message_index(new) is not None
+    assert (old.path, old.min_ts_us, old.num_rows) not in message_index._message_index
 
 
 def test_text_search_indexes_files_in_the_background(lake_url: str) -> None:
     _varied_lake(lake_url)
     big = [f for f in reader.file_stats(lake_url) if f.num_rows >= 24]
-    assert all(reader.message_index(f, wait=False) is None for f in big)
-    reader.wait_for_message_index()
-    assert all(reader.message_index(f, wait=False) is not None for f in big)
+    assert all(message_index.message_index(f, wait=False) is None for f in big)
+    message_index.wait_for_message_index()
+    assert all(message_index.message_index(f, wait=False) is not None for f in big)

@@ -14,7 +14,7 @@ How it stays fast on a large lake:
   range are counted from per-file ``(service, level)`` counts cached on first
   sight (files are immutable), so only boundary files and text/meta filters scan;
 * a text total over such files matches the text against the distinct messages
-  once (``reader.message_index``: each file's rows as message codes, built on
+  once (``message_index.message_index``: each file's rows as message codes, built on
   first sight) instead of against every row; the same predicate decides, so the
   answers are those of a scan. Meta filters and boundary files still scan.
 """
@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from workbench.errors import ValidationError
-from workbench.lake import reader
+from workbench.lake import message_index, reader
 from workbench.lake.schema import LEVEL_ALIASES, LEVELS, level_of
 
 MAX_LIMIT = 100
@@ -199,11 +199,11 @@ def _text_predicate(text: str) -> pl.Expr:
 
 def _matching_messages(text: str) -> Any:
     """Return a numpy mask over the process-wide message dictionary: which contain ``text``."""
-    messages = reader.message_dictionary().to_frame()
+    messages = message_index.message_dictionary().to_frame()
     return messages.select(_text_predicate(text).fill_null(False)).to_series().to_numpy()
 
 
-def _count_indexed(index: reader.MessageIndex, matched: Any, flt: SearchFilter) -> int:
+def _count_indexed(index: message_index.MessageIndex, matched: Any, flt: SearchFilter) -> int:
     """Return how many rows of an indexed file match ``flt`` (text, service, levels; no meta)."""
     file_matched = matched[index.dict_codes]
     if flt.service is None and flt.levels is None:
@@ -223,7 +223,7 @@ def count(lake_url: str, flt: SearchFilter) -> int:
     only_keys = not flt.text and not flt.meta
     total = 0
     to_scan: list[str] = []
-    indexed: list[reader.MessageIndex] = []
+    indexed: list[message_index.MessageIndex] = []
     for f in files:
         inside = (
             f.min_ts_us is not None
@@ -245,7 +245,7 @@ def count(lake_url: str, flt: SearchFilter) -> int:
             inside
             and flt.text
             and not flt.meta
-            and (index := reader.message_index(f, wait=False)) is not None
+            and (index := message_index.message_index(f, wait=False)) is not None
         ):
             indexed.append(index)
         else:
