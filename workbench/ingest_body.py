@@ -1,18 +1,19 @@
 """What an ingest body holds: its format, bounded inflation and counting, then its events.
 
-The HTTP route (``ingest_api.routes.ingest``) reads the bytes and answers; every
-decision about the bytes lives here, where it is tested without a server:
+The helper of :func:`workbench.ingest.ingest` (the one ingest call; the HTTP
+route only reads the bytes and sends its answer): every decision about the
+bytes lives here, where it is tested without a server:
 
 * :func:`body_format` - ``json`` or ``ndjson`` for a ``Content-Type``, None (415) for
   anything else, ``text/plain`` above all (a cross-site form can send that);
   ``application/x-www-form-urlencoded`` is JSON (what ``curl -d`` sends; a browser
   form percent-encodes ``{`` and ``"``, so it cannot forge JSON that way);
-* :func:`inflate` - gzip or deflate, never past ``max_body_bytes`` (413);
+* :func:`inflate` - gzip or deflate (identity passes), never past ``max_body_bytes`` (413);
 * :func:`bounded_lines` / :func:`check_array_items` - items counted before any is
   parsed, so a body of more than ``max_batch_events`` is 413 without an object each;
 * :func:`decode_body` - Arrow columns (the fast lane), one event, or a batch's
   accepted and rejected items. Bodies over :data:`OFF_LOOP_BYTES` are worth a
-  worker thread (the route's choice).
+  worker thread (:func:`workbench.ingest.ingest` runs them in one).
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def body_format(content_type: str) -> str | None:
 
 
 def inflate(body: bytes, encoding: str, limits: Limits) -> bytes:
-    """Return ``body`` decompressed (gzip or deflate), at most ``max_body_bytes`` of it (else 413)."""
+    """Return ``body`` decompressed (gzip or deflate; ``identity`` returns it as it is), at most
+    ``max_body_bytes`` of it (else 413)."""
+    if encoding == "identity":
+        return body
     # Bounded inflation: a small gzip bomb must not get past the body limit.
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)

@@ -1,12 +1,10 @@
 """Routes of the ingest area: ``POST /api/logs`` (one event, a JSON array, NDJSON) and ``GET /health``.
 
-Thin on purpose: check the body's declared type and encoding, read it within the
-size limit, let :mod:`workbench.ingest_body` decode it (formats, bounded
-inflation, items counted before parsing, the Arrow fast lane, validation), hand
-the events to the process's ingestor, answer. Bodies over
-:data:`~workbench.ingest_body.OFF_LOOP_BYTES` are decoded in a worker thread, so
-the event loop (``/health``, other requests) keeps answering. The 202 is sent
-only once the events are fsynced in the write-ahead log.
+Thin on purpose: :func:`workbench.ingest.ingest` does the work (refused headers,
+bounded inflation, formats, the Arrow lane or the general path, what a batch
+with every event rejected means, the single-event reply) and returns the answer;
+the route only reads the body within the size limit and sends that answer. The
+202 is sent only once the events are fsynced in the write-ahead log.
 """
 
 from __future__ import annotations
@@ -17,19 +15,12 @@ from typing import Any
 
 import fastapi.routing
 import orjson
-import pyarrow as pa
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from workbench.events import Limits, check_body_size
-from workbench.ingest_body import (
-    ENCODINGS,
-    OFF_LOOP_BYTES,
-    body_format,
-    decode_body,
-    inflate,
-)
+from workbench.ingest import ingest
 from workbench.lake.ingestor import Ingestor
 
 
@@ -68,7 +59,6 @@ def _has_dependencies(route: APIRoute) -> bool:
 
 router = APIRouter(route_class=LeanRoute)
 
-_QUEUED = b'{"status":"queued"}'
 RECEIVED_BYTES_KEY = "received_bytes"  # what ingest_api.auth charges a refused body by
 
 
@@ -76,19 +66,8 @@ def _json(body: Any, status: int) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def content_encoding(request: Request) -> str | None:
-    """Return the request's ``Content-Encoding`` (``identity`` if none), None if unsupported."""
-    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
-    return encoding if encoding in ENCODINGS else None
-
-
-def _unsupported(header: str, got: str, accepted: str) -> Response:
-    message = f"{header} {got!r} is not accepted; send {accepted}"
-    return _json({"error": message, "details": {header: [message]}}, 415)
-
-
-async def read_body(request: Request, limits: Limits, encoding: str = "identity") -> bytes:
-    """Return the request body, inflated per ``encoding``; 413 for anything over ``max_body_bytes``.
+async def read_body(request: Request, limits: Limits) -> bytes:
+    """Return the request body as sent; 413 for anything over ``max_body_bytes``.
 
     The bytes read are left in ``request.state.received_bytes`` (refused or not),
     so the rate limit can charge a refused body by its size.
@@ -108,8 +87,7 @@ async def read_body(request: Request, limits: Limits, encoding: str = "identity"
             check_body_size(size, limits)
         chunks.append(chunk)
     setattr(state, RECEIVED_BYTES_KEY, size)
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return body if encoding == "identity" else inflate(body, encoding, limits)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def ingest_limits(request: Request) -> Limits:
@@ -134,49 +112,20 @@ def ingest_limits(request: Request) -> Limits:
 )
 async def ingest_logs(request: Request) -> Response:
     """Queue log events durably; answer 202 once they are fsynced in the WAL."""
-    fmt = body_format(request.headers.get("content-type", ""))
-    if fmt is None:
-        return _unsupported(
-            "Content-Type",
-            request.headers.get("content-type", ""),
-            "application/json or application/x-ndjson",
-        )
-    encoding = content_encoding(request)
-    if encoding is None:
-        return _unsupported(
-            "Content-Encoding", request.headers.get("content-encoding", ""), "gzip, deflate or none"
-        )
     limits = ingest_limits(request)
-    body = await read_body(request, limits, encoding)
     ingestor: Ingestor = request.app.state.ingestor
-    now = ingestor.clock()
-    if len(body) >= OFF_LOOP_BYTES:
-        decoded = await asyncio.to_thread(decode_body, body, fmt == "ndjson", now, limits)
-    else:
-        decoded = decode_body(body, fmt == "ndjson", now, limits)
-    if isinstance(decoded, pa.RecordBatch):
-        request.state.ingested_events = decoded.num_rows
-        accepted = await ingestor.accept_columns(decoded, now)
-        return _json({"status": "queued", "accepted": accepted, "rejected": []}, 202)
-    if isinstance(decoded, tuple):
-        # The original contract: one event in, exactly {"status":"queued"} out.
-        request.state.ingested_events = 1
-        await ingestor.accept([decoded], now)
-        return Response(_QUEUED, status_code=202, media_type="application/json")
-    rejected = [{"index": i, "errors": errs} for i, errs in decoded.rejected]
-    if not decoded.accepted:
-        return _json(
-            {
-                "error": "Invalid log events",
-                "details": {"events": ["every event was rejected"]},
-                "accepted": 0,
-                "rejected": rejected,
-            },
-            400,
-        )
-    request.state.ingested_events = len(decoded.accepted)  # the per-key rate limit counts events
-    await ingestor.accept(decoded.accepted, now)
-    return _json({"status": "queued", "accepted": len(decoded.accepted), "rejected": rejected}, 202)
+    headers = request.headers
+    outcome = await ingest(
+        lambda: read_body(request, limits),
+        content_type=headers.get("content-type", ""),
+        content_encoding=headers.get("content-encoding", ""),
+        limits=limits,
+        now=ingestor.clock(),
+        ingestor=ingestor,
+    )
+    if outcome.queued:
+        request.state.ingested_events = outcome.queued  # the per-key rate limit counts events
+    return Response(outcome.body, status_code=outcome.status, media_type="application/json")
 
 
 async def _api_mode(request: Request) -> str:

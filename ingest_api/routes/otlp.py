@@ -1,8 +1,9 @@
 """``POST /v1/logs``: OpenTelemetry OTLP/HTTP log exports (protobuf or JSON, optionally gzip).
 
 Thin on purpose: read the body within the size limit, decode it with
-``workbench.otlp`` into raw events, validate them with ``workbench.events`` and
-hand them to the process's ingestor, the very path of ``POST /api/logs``. The
+``workbench.otlp`` into raw events, and queue them with
+:func:`workbench.ingest.queue_items`, the general path of ``POST /api/logs``
+(same validation, same ingestor). The
 answer follows the OTLP/HTTP spec: 200 with an ``ExportLogsServiceResponse``
 (``partialSuccess`` when records were rejected) once the accepted records are
 fsynced in the WAL; 400 for a body that does not decode; 413 over a size limit;
@@ -16,11 +17,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ingest_api.app import storage_unavailable_message
-from ingest_api.routes.ingest import content_encoding, read_body
 from ingest_api.routes.ingest import ingest_limits as _limits
+from ingest_api.routes.ingest import read_body
 from workbench import otlp
 from workbench.errors import Overloaded, PayloadTooLarge, StorageError, ValidationError
-from workbench.events import Limits, validate_batch
+from workbench.events import Limits
+from workbench.ingest import encoding_of, queue_items
+from workbench.ingest_body import inflate
 from workbench.lake.ingestor import Ingestor
 
 router = APIRouter()
@@ -35,14 +38,14 @@ _UNAVAILABLE = 14
 
 async def _read_body(request: Request, limits: Limits) -> bytes:
     """Return the (decompressed) body, refusing anything over ``max_body_bytes`` early."""
-    encoding = content_encoding(request)
+    encoding = encoding_of(request.headers.get("content-encoding", ""))
     if encoding is None:
         got = request.headers.get("content-encoding", "").strip().lower()
         raise ValidationError(
             f"Unsupported Content-Encoding {got!r}",
             {"body": ["Content-Encoding: gzip, deflate or identity"]},
         )
-    return await read_body(request, limits, encoding)
+    return inflate(await read_body(request, limits), encoding, limits)
 
 
 def _answer(
@@ -84,11 +87,9 @@ async def export_logs(request: Request) -> Response:
     try:
         body = await _read_body(request, limits)
         events = otlp.decode_protobuf(body) if protobuf else otlp.decode_json(body)
-        now = ingestor.clock()
-        result = validate_batch(events, now=now, limits=limits)
+        result = await queue_items(events, now=ingestor.clock(), limits=limits, ingestor=ingestor)
         if result.accepted:
             request.state.ingested_events = len(result.accepted)  # the rate limit counts events
-            await ingestor.accept(result.accepted, now)
     except PayloadTooLarge as exc:
         return _answer(
             otlp.status_body(_RESOURCE_EXHAUSTED, exc.message, protobuf=protobuf),
