@@ -7,7 +7,8 @@ Run from the repository root:
 
 It starts ``workbench serve`` in a subprocess on a free loopback port with its
 own temporary data directory, drives it, stops it, and prints a Markdown
-section; ``--write-docs`` also replaces the ``## Ingestion`` section of
+section (without wrk installed, or with ``--no-wrk``, the wrk column is ``n/a``
+and every other phase runs); ``--write-docs`` also replaces the ``## Ingestion`` section of
 ``docs/benchmarks.md`` with it. Load generators run on the same machine and
 take CPU from the server: the figures are a floor, not a ceiling.
 """
@@ -79,7 +80,7 @@ class Run:
     """Figures of one server configuration."""
 
     workers: int
-    wrk: dict[str, Any]
+    wrk: dict[str, Any] | None
     rate: dict[str, float]
     e2e: float
     e2e_per_cpu: float
@@ -395,7 +396,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=2000, help="NDJSON batches of 1,000")
     parser.add_argument("--rate", type=int, default=2000, help="fixed offered rate, req/s")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument(
+        "--no-wrk", action="store_true", help="skip the wrk phase (implied when wrk is missing)"
+    )
     args = parser.parse_args()
+    use_wrk = not args.no_wrk and shutil.which("wrk") is not None
+    if not use_wrk:
+        print("wrk phase skipped (--no-wrk, or wrk not installed): its column reads n/a")
 
     rows: list[str] = []
     load_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -411,11 +418,13 @@ def main() -> None:
             data = work / f"data-{workers}"
             with server(data, workers=workers) as (url, pid):
                 sampler = RssSampler(pid)
-                cpu0 = sampler.cpu_seconds()
-                wrk = run_wrk(url, args.duration, 32, work)
-                # Requests per second of server CPU: comparable across machine load.
-                wrk["per_cpu_s"] = wrk["rps"] * args.duration / (sampler.cpu_seconds() - cpu0)
-                print(f"[{workers}w] wrk: {wrk}", flush=True)
+                wrk: dict[str, Any] | None = None
+                if use_wrk:
+                    cpu0 = sampler.cpu_seconds()
+                    wrk = run_wrk(url, args.duration, 32, work)
+                    # Requests per second of server CPU: comparable across machine load.
+                    wrk["per_cpu_s"] = wrk["rps"] * args.duration / (sampler.cpu_seconds() - cpu0)
+                    print(f"[{workers}w] wrk: {wrk}", flush=True)
                 rate = fixed_rate(url, args.rate, args.duration)
                 print(f"[{workers}w] fixed rate: {rate}", flush=True)
                 rss_single = sampler.peak
@@ -436,16 +445,21 @@ def main() -> None:
     mib = 1024 * 1024
     for r in results:
         wrk, rate = r.wrk, r.rate
+        wrk_cells = (
+            f"| {wrk['rps']:,.0f} ({wrk['per_cpu_s']:,.0f}) | {wrk['p50']:.1f} / {wrk['p99']:.1f} "
+            if wrk
+            else "| n/a | n/a "
+        )
         rows.append(
-            f"| {r.workers} | {wrk['rps']:,.0f} ({wrk['per_cpu_s']:,.0f}) "
-            f"| {wrk['p50']:.1f} / {wrk['p99']:.1f} "
+            f"| {r.workers} {wrk_cells}"
             f"| {rate['achieved']:,.0f}: {rate['p50']:.1f} / {rate['p99']:.1f} / {rate['max']:.0f} "
             f"| {r.e2e:,.0f} ({r.e2e_per_cpu:,.0f}); last 202 at {r.acked:,.0f} "
             f"| {ceiling:,.0f} ({ceiling_per_cpu:,.0f}) "
             f"| {r.e2e / ceiling:.2f} ({r.e2e_per_cpu / ceiling_per_cpu:.2f}) "
             f"| {r.rss_single / mib:.0f} / {r.rss_batch / mib:.0f} |"
         )
-    wrk_cmd = results[0].wrk["command"]
+    first_wrk = results[0].wrk
+    wrk_cmd = first_wrk["command"] if first_wrk else "not run: wrk missing or --no-wrk"
     cpu = psutil.cpu_count()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     section = "\n".join(

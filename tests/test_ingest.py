@@ -105,8 +105,8 @@ def test_refused_headers_are_415_before_the_body_is_read(ingestor: Ingestor) -> 
     outcome = _ingest(ingestor, _never_read, content_type="text/plain")
     assert outcome.status == 415
     assert outcome.body == (
-        b"{\"error\":\"Content-Type 'text/plain' is not accepted; send application/json or "
-        b"application/x-ndjson\",\"details\":{\"Content-Type\":[\"Content-Type 'text/plain' is "
+        b'{"error":"Content-Type \'text/plain\' is not accepted; send application/json or '
+        b'application/x-ndjson","details":{"Content-Type":["Content-Type \'text/plain\' is '
         b'not accepted; send application/json or application/x-ndjson"]}}'
     )
     outcome = _ingest(ingestor, _never_read, content_encoding="br")

@@ -165,5 +165,3 @@ def decode_body(
     if not items:
         raise ValidationError("Empty batch", {"body": ["body: the batch holds no events"]})
     return validate_batch(items, now=now, limits=limits)
-
-

@@ -12,7 +12,12 @@ import ast
 from pathlib import Path
 
 LAKE = Path(__file__).resolve().parents[2] / "workbench" / "lake"
-INGEST_SIDE = ("workbench.events", "workbench.events_arrow", "workbench.ingest", "workbench.ingest_body")
+INGEST_SIDE = (
+    "workbench.events",
+    "workbench.events_arrow",
+    "workbench.ingest",
+    "workbench.ingest_body",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -43,7 +48,9 @@ def test_the_lake_imports_nothing_from_ingest() -> None:
 
 def test_the_check_sees_an_ingest_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from workbench.events import to_us\n    from workbench import ingest\n")
+    module.write_text(
+        "def f():\n    from workbench.events import to_us\n    from workbench import ingest\n"
+    )
     assert {n for n in _imports(module) if _is_ingest_side(n)} == {
         "workbench.events",
         "workbench.events.to_us",
