@@ -28,6 +28,7 @@ from workbench.demo import generate, service_names  # noqa: E402
 from workbench.lake import message_index, reader  # noqa: E402
 from workbench.query.search import search  # noqa: E402
 from workbench.query.trends import bucket_grid, error_trend  # noqa: E402
+from workbench.query.types import SearchQuery  # noqa: E402
 from workbench.query.window import WindowSpec, window_counts  # noqa: E402
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -62,9 +63,9 @@ def check_same_answers(
         ({"service": svc}, f"WHERE service = '{svc}'"),
         ({"text": "timeout"}, "WHERE message ILIKE '%timeout%'"),
     ):
-        search(lake, **kwargs)  # type: ignore[arg-type]
+        search(lake, SearchQuery(**kwargs))
         message_index.wait_for_message_index()  # so a text total is checked as the index counts it
-        ours = search(lake, **kwargs)  # type: ignore[arg-type]
+        ours = search(lake, SearchQuery(**kwargs))
         theirs = con.execute(duck_page(where).replace("$FILES", files)).fetchall()
         assert [log.id for log in ours.logs] == [r[0] for r in theirs], kwargs
         assert ours.total == theirs[0][-1], kwargs
@@ -147,15 +148,15 @@ def main() -> None:
         )
 
     cases: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
-        ("search page 1, no filter", lambda: search(lake), duck(duck_page(""))),
+        ("search page 1, no filter", lambda: search(lake, SearchQuery()), duck(duck_page(""))),
         (
             "search page 1, service",
-            lambda: search(lake, service=svc),
+            lambda: search(lake, SearchQuery(service=svc)),
             duck(duck_page(f"WHERE service = '{svc}'")),
         ),
         (
             "search page 1, text 'timeout'",
-            lambda: search(lake, text="timeout"),
+            lambda: search(lake, SearchQuery(text="timeout")),
             duck(duck_page("WHERE message ILIKE '%timeout%'")),
         ),
         (
@@ -194,7 +195,7 @@ def main() -> None:
         cache.clear()
     message_index.reset_message_index()
     t = time.perf_counter()
-    search(lake, service=svc)
+    search(lake, SearchQuery(service=svc))
     error_trend(lake, range="30d", now=NOW)
     cold = (time.perf_counter() - t) * 1000
     print(f"cold caches: first service search + first 30d trend together {cold:.0f} ms")
@@ -205,7 +206,7 @@ def main() -> None:
     listing = (time.perf_counter() - t) * 1000
     print(f"cold listing: footers and page CRCs of {listed} files {listing:.0f} ms")
     t = time.perf_counter()
-    search(lake, text="timeout")
+    search(lake, SearchQuery(text="timeout"))
     first = (time.perf_counter() - t) * 1000
     message_index.wait_for_message_index()
     built = (time.perf_counter() - t) * 1000

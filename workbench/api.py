@@ -24,8 +24,8 @@ from workbench.times import TimeLike
 if TYPE_CHECKING:
     from workbench.alerting.backtest import BacktestResult
     from workbench.catalog.models import AlertRule
-    from workbench.query.search import SearchResult
     from workbench.query.trends import TrendPoint
+    from workbench.query.types import SearchResult
 
 
 def time_range(
@@ -65,18 +65,19 @@ def logs(
 def search(
     *, settings: Settings | None = None, since: TimeLike | None = None, **filters: Any
 ) -> SearchResult:
-    """Return one page of matching events, newest first (filters of ``workbench.query.search``).
+    """Return one page of matching events, newest first (``workbench.query.types.SearchQuery``).
 
     Filters: ``service``, ``levels``, ``start``/``end``, ``text``, ``meta``,
     ``page``/``limit`` (limit <= 100), ``cursor``; ``since`` is a shortcut for
     ``start``. The result has ``total``, ``logs`` and ``next_cursor``.
     """
     from workbench.query.search import search as _search
+    from workbench.query.types import SearchQuery
 
     settings = settings or get_settings()
     if since is not None:
         filters.setdefault("start", times.parse_time(since, clock.now(), "since"))
-    return _search(settings.lake_url, **filters)
+    return _search(settings.lake_url, SearchQuery(**filters))
 
 
 def error_trend(

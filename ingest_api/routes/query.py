@@ -1,9 +1,10 @@
 """Routes of the query area: ``GET /api/logs`` (search) and ``GET /api/metrics/errors`` (trend).
 
-Thin: parse the query string, call ``workbench.query``, render camelCase JSON.
-Bad input raises ``workbench.errors.ValidationError`` naming the field; the app
-turns it into ``400 {"error", "details"}``. Handlers are sync so FastAPI runs
-the lake reads in its thread pool.
+Thin: parse the query string, call ``workbench.explorer`` (search) and
+``workbench.query`` (trend), render camelCase JSON. Bad input raises
+``workbench.errors.ValidationError`` naming the field; the app turns it into
+``400 {"error", "details"}``. Handlers are sync so FastAPI runs the lake reads
+in its thread pool.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from fastapi import APIRouter, Query, Request
 
 from workbench import clock, times
 from workbench.errors import ValidationError
-from workbench.query.explorer import search_logs
-from workbench.query.search import LogRecord
+from workbench.explorer import search_logs
 from workbench.query.trends import error_trend
+from workbench.query.types import LogRecord, SearchQuery
 from workbench.security.limits import check_search_limits
 
 router = APIRouter(tags=["query"])
+
 
 def parse_time(value: str | None, field: str) -> datetime | None:
     """Return the aware UTC instant of ``from``/``to`` (``workbench.times``); None when absent."""
@@ -87,8 +89,7 @@ def get_logs(
         max_days=settings.max_query_days,
         max_page_depth=settings.max_page_depth,
     )
-    result, _source = search_logs(
-        settings,
+    query = SearchQuery(
         service=service or None,
         levels=_split(level) or None,
         start=start,
@@ -99,6 +100,7 @@ def get_logs(
         limit=limit,
         cursor=cursor or None,
     )
+    result, _source = search_logs(settings, query)
     return {
         "total": result.total,
         "logs": [_render(log) for log in result.logs],

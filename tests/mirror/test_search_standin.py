@@ -16,6 +16,7 @@ from workbench.mirror.elastic import MirrorSettings
 from workbench.mirror.follower import Follower
 from workbench.mirror.search import NotCovered, covers, search_elastic
 from workbench.query.search import search
+from workbench.query.types import SearchQuery
 
 T = datetime(2026, 11, 20, 23, 59, 0, tzinfo=UTC)
 MESSAGES = [
@@ -82,18 +83,20 @@ def test_standin_search_matches_the_lake(
 ) -> None:
     assert covers(mirrored, query.get("start"), query.get("end"))
     for page in (1, 2, 5):
-        lake = search(mirrored.lake_url, page=page, limit=7, **query)
+        lake = search(mirrored.lake_url, SearchQuery(page=page, limit=7, **query))
         elastic = search_elastic(
-            es, index_prefix=mirror_config.index_prefix, page=page, limit=7, **query
+            es, SearchQuery(page=page, limit=7, **query), index_prefix=mirror_config.index_prefix
         )
         assert elastic == lake
     # Cursor paging through everything: same pages, same cursors, either side's cursor works.
     cursor: str | None = None
     seen = 0
     while True:
-        lake = search(mirrored.lake_url, limit=50, cursor=cursor, **query)
+        lake = search(mirrored.lake_url, SearchQuery(limit=50, cursor=cursor, **query))
         elastic = search_elastic(
-            es, index_prefix=mirror_config.index_prefix, limit=50, cursor=cursor, **query
+            es,
+            SearchQuery(limit=50, cursor=cursor, **query),
+            index_prefix=mirror_config.index_prefix,
         )
         assert elastic == lake
         seen += len(lake.logs)
@@ -132,6 +135,8 @@ def test_standin_search_refuses_what_only_the_lake_answers(
     mirror_config: MirrorSettings, es: Elasticsearch
 ) -> None:
     with pytest.raises(NotCovered):
-        search_elastic(es, index_prefix=mirror_config.index_prefix, meta={"n": 1})
+        search_elastic(es, SearchQuery(meta={"n": 1}), index_prefix=mirror_config.index_prefix)
     with pytest.raises(NotCovered):
-        search_elastic(es, index_prefix=mirror_config.index_prefix, page=200, limit=100)
+        search_elastic(
+            es, SearchQuery(page=200, limit=100), index_prefix=mirror_config.index_prefix
+        )

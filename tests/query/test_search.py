@@ -13,16 +13,17 @@ import pytest
 from tests.factories import T0, make_events, write_events
 from workbench.errors import ValidationError
 from workbench.lake import message_index, reader
-from workbench.query.search import build_filter, decode_cursor, encode_cursor, search
+from workbench.query.search import search
+from workbench.query.types import SearchQuery, build_filter, decode_cursor, encode_cursor
 
 
 def test_empty_lake_gives_empty_page(lake_url: str) -> None:
-    result = search(lake_url)
+    result = search(lake_url, SearchQuery())
     assert (result.total, result.logs, result.next_cursor) == (0, [], None)
 
 
 def test_newest_first_with_total(small_lake: str) -> None:
-    result = search(small_lake, limit=10)
+    result = search(small_lake, SearchQuery(limit=10))
     assert result.total == 432 + 72 + 1
     times = [log.timestamp for log in result.logs]
     assert times == sorted(times, reverse=True)
@@ -33,14 +34,23 @@ def test_newest_first_with_total(small_lake: str) -> None:
 def test_ties_broken_by_id_descending(lake_url: str) -> None:
     rows = [{"timestamp": T0, "id": f"id{i:02d}"} for i in range(5)]
     write_events(lake_url, rows)
-    assert [log.id for log in search(lake_url).logs] == ["id04", "id03", "id02", "id01", "id00"]
+    assert [log.id for log in search(lake_url, SearchQuery()).logs] == [
+        "id04",
+        "id03",
+        "id02",
+        "id01",
+        "id00",
+    ]
 
 
 def test_filters_service_levels_range(small_lake: str) -> None:
-    assert search(small_lake, service="db").total == 73
-    assert search(small_lake, levels=["error", "FATAL"]).total == 73
-    assert search(small_lake, service="db", levels=["fatal"]).logs[0].message == "disk full"
-    hour = search(small_lake, start=T0, end=T0 + timedelta(hours=1))
+    assert search(small_lake, SearchQuery(service="db")).total == 73
+    assert search(small_lake, SearchQuery(levels=["error", "FATAL"])).total == 73
+    assert (
+        search(small_lake, SearchQuery(service="db", levels=["fatal"])).logs[0].message
+        == "disk full"
+    )
+    hour = search(small_lake, SearchQuery(start=T0, end=T0 + timedelta(hours=1)))
     # api every 10 min inclusive both ends (7), db hourly (2), the fatal (1)
     assert hour.total == 10
     assert all(T0 <= log.timestamp <= T0 + timedelta(hours=1) for log in hour.logs)
@@ -48,36 +58,41 @@ def test_filters_service_levels_range(small_lake: str) -> None:
 
 def test_levels_as_shippers_spell_them_filter_as_stored(small_lake: str) -> None:
     """``warning``/``critical``/``err`` are accepted on ingest, so a search by them finds those events."""
-    assert search(small_lake, levels=["critical", "Err"]).total == 73
-    assert search(small_lake, levels=["WARNING"]).total == search(small_lake, levels=["warn"]).total
+    assert search(small_lake, SearchQuery(levels=["critical", "Err"])).total == 73
+    assert (
+        search(small_lake, SearchQuery(levels=["WARNING"])).total
+        == search(small_lake, SearchQuery(levels=["warn"])).total
+    )
     with pytest.raises(ValidationError) as err:
         build_filter(levels=["warning", "loud"])
     assert "unknown level(s) ['loud']" in err.value.details["level"][0]
 
 
 def test_text_is_case_insensitive_substring(small_lake: str) -> None:
-    assert search(small_lake, text="timeout").total == 72
-    assert search(small_lake, text="users/42 TOOK").total == 432
-    assert search(small_lake, text="a.b[").total == 0  # regex characters are literal
+    assert search(small_lake, SearchQuery(text="timeout")).total == 72
+    assert search(small_lake, SearchQuery(text="users/42 TOOK")).total == 432
+    assert search(small_lake, SearchQuery(text="a.b[")).total == 0  # regex characters are literal
 
 
 def test_meta_exact_match_string_number_nested(small_lake: str) -> None:
-    assert search(small_lake, meta={"userId": "u1"}).total == 432
-    assert search(small_lake, meta={"latencyMs": 12}).total == 432
-    assert search(small_lake, meta={"latencyMs": "12"}).total == 432
-    assert search(small_lake, meta={"latencyMs": 1}).total == 0
-    assert search(small_lake, meta={"host.name": "db-1"}).logs[0].meta == {
+    assert search(small_lake, SearchQuery(meta={"userId": "u1"})).total == 432
+    assert search(small_lake, SearchQuery(meta={"latencyMs": 12})).total == 432
+    assert search(small_lake, SearchQuery(meta={"latencyMs": "12"})).total == 432
+    assert search(small_lake, SearchQuery(meta={"latencyMs": 1})).total == 0
+    assert search(small_lake, SearchQuery(meta={"host.name": "db-1"})).logs[0].meta == {
         "host": {"name": "db-1"},
         "requestId": "r-9",
     }
 
 
 def test_offset_pages_and_cursor_pages_agree(small_lake: str) -> None:
-    by_page = [log.id for p in range(1, 4) for log in search(small_lake, page=p, limit=7).logs]
+    by_page = [
+        log.id for p in range(1, 4) for log in search(small_lake, SearchQuery(page=p, limit=7)).logs
+    ]
     by_cursor: list[str] = []
     cursor = None
     for _ in range(3):
-        result = search(small_lake, limit=7, cursor=cursor)
+        result = search(small_lake, SearchQuery(limit=7, cursor=cursor))
         by_cursor += [log.id for log in result.logs]
         cursor = result.next_cursor
     assert by_page == by_cursor
@@ -88,7 +103,7 @@ def test_cursor_walks_whole_filtered_result_across_partitions(small_lake: str) -
     seen: list[str] = []
     cursor = None
     while True:
-        result = search(small_lake, service="db", limit=20, cursor=cursor)
+        result = search(small_lake, SearchQuery(service="db", limit=20, cursor=cursor))
         seen += [log.id for log in result.logs]
         cursor = result.next_cursor
         if cursor is None:
@@ -97,9 +112,9 @@ def test_cursor_walks_whole_filtered_result_across_partitions(small_lake: str) -
 
 
 def test_last_page_has_no_cursor_and_past_end_is_empty(small_lake: str) -> None:
-    last = search(small_lake, service="db", page=4, limit=20)
+    last = search(small_lake, SearchQuery(service="db", page=4, limit=20))
     assert len(last.logs) == 13 and last.next_cursor is None
-    assert search(small_lake, service="db", page=9, limit=20).logs == []
+    assert search(small_lake, SearchQuery(service="db", page=9, limit=20)).logs == []
 
 
 def test_cursor_roundtrip() -> None:
@@ -121,14 +136,14 @@ def test_cursor_roundtrip() -> None:
 )
 def test_invalid_input_names_the_field(lake_url: str, kwargs: dict, field: str) -> None:
     with pytest.raises(ValidationError) as err:
-        search(lake_url, **kwargs)
+        search(lake_url, SearchQuery(**kwargs))
     assert field in err.value.details
 
 
 def test_late_file_in_older_partition_is_found(lake_url: str) -> None:
     write_events(lake_url, make_events(n=3, start=T0, service="new"))
     write_events(lake_url, make_events(n=2, start=T0 - timedelta(days=5), service="late"))
-    result = search(lake_url, limit=5)
+    result = search(lake_url, SearchQuery(limit=5))
     assert [log.service for log in result.logs] == ["new"] * 3 + ["late"] * 2
 
 
@@ -194,9 +209,15 @@ def _scanned_total(lake_url: str, **filters: Any) -> int:
 )
 def test_text_totals_from_message_index_equal_a_scan(lake_url: str, filters: Any) -> None:
     _varied_lake(lake_url)
-    scanned = search(lake_url, **filters).total  # not indexed yet: queued for the indexer
+    scanned = search(
+        lake_url, SearchQuery(**filters)
+    ).total  # not indexed yet: queued for the indexer
     message_index.wait_for_message_index()
-    assert search(lake_url, **filters).total == scanned == _scanned_total(lake_url, **filters)
+    assert (
+        search(lake_url, SearchQuery(**filters)).total
+        == scanned
+        == _scanned_total(lake_url, **filters)
+    )
     # At most 12 distinct messages: every file of 24 rows or more is indexed (not scanned).
     big = [f for f in reader.file_stats(lake_url) if f.num_rows >= 24]
     assert len(big) >= 3 and all(message_index.message_index(f) is not None for f in big)
@@ -210,7 +231,7 @@ def test_mostly_distinct_messages_are_scanned_not_indexed(lake_url: str) -> None
     write_events(lake_url, rows)
     (stat,) = reader.file_stats(lake_url)
     assert message_index.message_index(stat) is None
-    assert search(lake_url, text="5 TIMEOUT").total == 150
+    assert search(lake_url, SearchQuery(text="5 TIMEOUT")).total == 150
 
 
 def test_files_beyond_the_index_cap_are_scanned(
@@ -220,7 +241,9 @@ def test_files_beyond_the_index_cap_are_scanned(
     monkeypatch.setattr(message_index, "MESSAGE_INDEX_MAX_ROWS", 0)
     monkeypatch.setattr(message_index, "_message_pruned_at", -60.0)
     _varied_lake(lake_url)
-    assert search(lake_url, text="timeout").total == _scanned_total(lake_url, text="timeout")
+    assert search(lake_url, SearchQuery(text="timeout")).total == _scanned_total(
+        lake_url, text="timeout"
+    )
     assert all(message_index.message_index(f) is None for f in reader.file_stats(lake_url))
 
 

@@ -39,9 +39,10 @@ from workbench.catalog.models import (
 from workbench.catalog.schemas import ChannelCreate, RuleCreate, RuleUpdate
 from workbench.config import Settings
 from workbench.errors import NotFound
+from workbench.explorer import search_logs as search_logs_anywhere
 from workbench.query import services as query_services
 from workbench.query import trends as query_trends
-from workbench.query.explorer import search_logs as search_logs_anywhere
+from workbench.query.types import SearchQuery
 
 _ready: set[str] = set()
 _ready_lock = threading.Lock()
@@ -307,18 +308,18 @@ def search_logs(
     """Return one newest-first page of matching log events with the total.
 
     Text searches go through Elasticsearch when the mirror covers the range
-    (``workbench.query.explorer``); the answer is the same either way.
+    (``workbench.explorer``); the answer is the same either way.
     """
-    result, _source = search_logs_anywhere(
-        settings, service=service or None, levels=list(levels) if levels else None,
+    result, _source = search_logs_anywhere(settings, SearchQuery(
+        service=service or None, levels=list(levels) if levels else None,
         start=start, end=end, text=text or None, page=page, limit=limit,
-    )
+    ))
     return result
 
 
 def report_link(settings: Settings, incident_id: uuid.UUID) -> str | None:
     """Return the link to the incident's investigation report, or None if none exists yet."""
-    from workbench.reports import report_url
+    from workbench.notebooks import report_url
 
     return report_url(settings, incident_id)
 

@@ -18,28 +18,19 @@ answered here (:class:`NotCovered`); the caller uses the lake for them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from workbench import times
 from workbench.config import Settings
-from workbench.errors import ValidationError
 from workbench.mirror.bulk import MirrorUnavailable
 from workbench.mirror.elastic import DEFAULT_INDEX_PREFIX, mirror_settings
 from workbench.mirror.state import MirrorState, state_path
-from workbench.query.search import (
-    MAX_LIMIT,
-    LogRecord,
-    SearchResult,
-    build_filter,
-    decode_cursor,
-    encode_cursor,
-)
+from workbench.query.types import LogRecord, SearchQuery, SearchResult, encode_cursor, epoch_us
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_WINDOW = 10_000  # index.max_result_window default
 
 
@@ -65,8 +56,8 @@ def covers(
     try:
         follower = Follower(settings, ms, None, state=st)
         pending, _ = follower.pending(record=False)
-        lo = None if start is None else (start - _EPOCH) // timedelta(microseconds=1)
-        hi = None if end is None else (end - _EPOCH) // timedelta(microseconds=1)
+        lo = None if start is None else epoch_us(start)
+        hi = None if end is None else epoch_us(end)
         for s in pending:
             if (lo is None or s.max_ts_us is None or s.max_ts_us >= lo) and (
                 hi is None or s.min_ts_us is None or s.min_ts_us <= hi
@@ -89,36 +80,17 @@ def _escape_wildcard(text: str) -> str:
 
 
 def search_elastic(
-    es: Elasticsearch,
-    *,
-    index_prefix: str = DEFAULT_INDEX_PREFIX,
-    service: str | None = None,
-    levels: Sequence[str] | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    text: str | None = None,
-    meta: Mapping[str, Any] | None = None,
-    page: int = 1,
-    limit: int = 20,
-    cursor: str | None = None,
+    es: Elasticsearch, query: SearchQuery, *, index_prefix: str = DEFAULT_INDEX_PREFIX
 ) -> SearchResult:
-    """Return the page :func:`workbench.query.search.search` would return, answered by Elasticsearch.
+    """Return the page :func:`workbench.query.search.search` gives for ``query``, from Elasticsearch.
 
     Raises :class:`NotCovered` for what only the lake answers (``meta`` filters,
     offsets past 10 000 hits) and :class:`MirrorUnavailable` when Elasticsearch fails.
     """
-    details: dict[str, list[str]] = {}
-    if not 1 <= limit <= MAX_LIMIT:
-        details["limit"] = [f"must be between 1 and {MAX_LIMIT}"]
-    if page < 1:
-        details["page"] = ["must be 1 or more"]
-    if details:
-        raise ValidationError("Invalid query", details)
-    if meta:
+    plan = query.plan()
+    if plan.filter.meta:
         raise NotCovered("meta filters are answered by the lake")
-    flt = build_filter(service=service, levels=levels, start=start, end=end, text=text, meta=None)
-    after = decode_cursor(cursor) if cursor else None
-    offset = 0 if after else (page - 1) * limit
+    flt, after, offset, limit = plan.filter, plan.after, plan.offset, plan.limit
     if offset + limit + 1 > MAX_WINDOW:
         raise NotCovered("offset beyond Elasticsearch's result window; use a cursor or the lake")
     filters: list[dict[str, Any]] = []
@@ -144,16 +116,16 @@ def search_elastic(
                 }
             }
         )
-    query: dict[str, Any] = {"bool": {"filter": filters}} if filters else {"match_all": {}}
+    es_query: dict[str, Any] = {"bool": {"filter": filters}} if filters else {"match_all": {}}
     sort = [{"timestamp": {"order": "desc"}}, {"id": {"order": "desc"}}]
     kwargs: dict[str, Any] = {}
     if after is not None:
         ts, event_id = after
-        kwargs["search_after"] = [((ts - _EPOCH) // timedelta(microseconds=1)) * 1000, event_id]
+        kwargs["search_after"] = [epoch_us(ts) * 1000, event_id]
     try:
         resp = es.search(
             index=f"{index_prefix}*",
-            query=query,
+            query=es_query,
             sort=sort,
             from_=offset,
             size=limit + 1,  # one beyond the page tells whether a next page exists

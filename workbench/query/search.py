@@ -21,162 +21,24 @@ How it stays fast on a large lake:
 
 from __future__ import annotations
 
-import base64
 import json
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from itertools import groupby
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from workbench.errors import ValidationError
 from workbench.lake import message_index, reader
-from workbench.lake.schema import LEVEL_ALIASES, LEVELS, level_of
-
-MAX_LIMIT = 100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_META_KEY = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One event as search returns it; ``meta`` is the decoded JSON object or None."""
-
-    id: str
-    service: str
-    level: str
-    message: str
-    timestamp: datetime
-    meta: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    """A page: ``total`` matching events, the ``logs`` of the page, the cursor of the next page."""
-
-    total: int
-    logs: list[LogRecord]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilter:
-    """The validated filters of a search (levels lower case, meta values as JSON-path text)."""
-
-    service: str | None = None
-    levels: tuple[str, ...] | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    text: str | None = None
-    meta: tuple[tuple[str, str], ...] = ()
-
-    def row_predicate(self) -> pl.Expr | None:
-        """Return the polars predicate of every filter except the time range, None when none."""
-        preds: list[pl.Expr] = []
-        if self.service is not None:
-            preds.append(pl.col("service") == self.service)
-        if self.levels is not None:
-            preds.append(pl.col("level").is_in(list(self.levels)))
-        if self.text:
-            preds.append(_text_predicate(self.text))
-        for key, value in self.meta:
-            path = "$" + "".join(f"['{part}']" for part in key.split("."))
-            preds.append(pl.col("meta").str.json_path_match(path) == value)
-        if not preds:
-            return None
-        out = preds[0]
-        for p in preds[1:]:
-            out = out & p
-        return out
-
-    def time_predicate(self) -> pl.Expr | None:
-        """Return the predicate of the inclusive range ``[start, end]``, None when unbounded."""
-        preds = []
-        if self.start is not None:
-            preds.append(pl.col("timestamp") >= self.start)
-        if self.end is not None:
-            preds.append(pl.col("timestamp") <= self.end)
-        if not preds:
-            return None
-        return preds[0] & preds[1] if len(preds) == 2 else preds[0]
-
-
-def encode_cursor(timestamp: datetime, event_id: str) -> str:
-    """Return the opaque cursor pointing just after ``(timestamp, id)`` in newest-first order."""
-    us = (timestamp - _EPOCH) // timedelta(microseconds=1)
-    raw = json.dumps([us, event_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Return the ``(timestamp, id)`` a cursor points at; ValidationError naming ``cursor`` if bad."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        us, event_id = json.loads(raw)
-        if not isinstance(us, int) or not isinstance(event_id, str):
-            raise ValueError("wrong types")
-        return _EPOCH + timedelta(microseconds=us), event_id
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ValidationError(
-            "Invalid cursor", {"cursor": ["not a cursor returned by a previous page"]}
-        ) from exc
-
-
-def _meta_text(value: Any) -> str:
-    # json_path_match gives strings unquoted and other scalars as JSON text.
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def build_filter(
-    *,
-    service: str | None = None,
-    levels: Sequence[str] | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    text: str | None = None,
-    meta: Mapping[str, Any] | None = None,
-) -> SearchFilter:
-    """Return the validated :class:`SearchFilter`; ValidationError naming each bad field."""
-    details: dict[str, list[str]] = {}
-    norm_levels: tuple[str, ...] | None = None
-    if levels:
-        named = {lv.strip().lower() for lv in levels if lv.strip()}
-        bad = sorted(lv for lv in named if level_of(lv) is None)
-        if bad:
-            details["level"] = [
-                f"unknown level(s) {bad}; allowed: {', '.join(LEVELS)} "
-                f"(also {', '.join(LEVEL_ALIASES)})"
-            ]
-        norm_levels = tuple(sorted({lv for name in named if (lv := level_of(name))}))
-        if not norm_levels:
-            norm_levels = None
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            details.setdefault(name, []).append("must carry a time zone (UTC offset)")
-    if start and end and start.tzinfo and end.tzinfo and start > end:
-        details.setdefault("from", []).append("must not be after 'to'")
-    meta_pairs: list[tuple[str, str]] = []
-    for key, value in (meta or {}).items():
-        if not _META_KEY.match(key):
-            details.setdefault("meta", []).append(
-                f"key {key!r}: letters, digits, '_', '-' and '.' (nesting) only"
-            )
-            continue
-        meta_pairs.append((key, _meta_text(value)))
-    if details:
-        raise ValidationError("Invalid query", details)
-    return SearchFilter(
-        service=service or None,
-        levels=norm_levels,
-        start=start.astimezone(UTC) if start else None,
-        end=end.astimezone(UTC) if end else None,
-        text=text or None,
-        meta=tuple(meta_pairs),
-    )
+from workbench.query.types import (
+    LogRecord,
+    SearchFilter,
+    SearchQuery,
+    SearchResult,
+    encode_cursor,
+    epoch_us,
+    text_predicate,
+)
 
 
 def _to_record(row: dict[str, Any]) -> LogRecord:
@@ -191,16 +53,10 @@ def _to_record(row: dict[str, Any]) -> LogRecord:
     )
 
 
-def _text_predicate(text: str) -> pl.Expr:
-    """Return the predicate "``message`` contains ``text``, ignoring case" (literal, not regex)."""
-    # (?i) + escaped literal: a case-insensitive substring without lower-casing every row.
-    return pl.col("message").str.contains("(?i)" + re.escape(text))
-
-
 def _matching_messages(text: str) -> Any:
     """Return a numpy mask over the process-wide message dictionary: which contain ``text``."""
     messages = message_index.message_dictionary().to_frame()
-    return messages.select(_text_predicate(text).fill_null(False)).to_series().to_numpy()
+    return messages.select(text_predicate(text).fill_null(False)).to_series().to_numpy()
 
 
 def _count_indexed(index: message_index.MessageIndex, matched: Any, flt: SearchFilter) -> int:
@@ -218,8 +74,8 @@ def _count_indexed(index: message_index.MessageIndex, matched: Any, flt: SearchF
 def count(lake_url: str, flt: SearchFilter) -> int:
     """Return how many events match ``flt`` (time range inclusive)."""
     files = reader.file_stats(lake_url, flt.start, flt.end)
-    lo = (flt.start - _EPOCH) // timedelta(microseconds=1) if flt.start else None
-    hi = (flt.end - _EPOCH) // timedelta(microseconds=1) if flt.end else None
+    lo = epoch_us(flt.start) if flt.start else None
+    hi = epoch_us(flt.end) if flt.end else None
     only_keys = not flt.text and not flt.meta
     total = 0
     to_scan: list[str] = []
@@ -263,36 +119,14 @@ def count(lake_url: str, flt: SearchFilter) -> int:
     return total
 
 
-def search(
-    lake_url: str,
-    *,
-    service: str | None = None,
-    levels: Sequence[str] | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    text: str | None = None,
-    meta: Mapping[str, Any] | None = None,
-    page: int = 1,
-    limit: int = 20,
-    cursor: str | None = None,
-) -> SearchResult:
+def search(lake_url: str, query: SearchQuery) -> SearchResult:
     """Return one newest-first page of matching events, the total, and the next page's cursor.
 
-    ``page``/``limit`` page by offset as the original API; ``cursor`` (from a
-    previous result) continues after that page's last event and ignores ``page``.
-    ``text`` is a case-insensitive substring of the message; ``meta`` maps a key
-    (dots for nesting) to a value the JSON value at that key must equal.
+    ``query.page``/``limit`` page by offset as the original API; ``query.cursor`` (from a
+    previous result, the lake's or Elasticsearch's) continues after that page's last event.
     """
-    details: dict[str, list[str]] = {}
-    if not 1 <= limit <= MAX_LIMIT:
-        details["limit"] = [f"must be between 1 and {MAX_LIMIT}"]
-    if page < 1:
-        details["page"] = ["must be 1 or more"]
-    if details:
-        raise ValidationError("Invalid query", details)
-    flt = build_filter(service=service, levels=levels, start=start, end=end, text=text, meta=meta)
-    after = decode_cursor(cursor) if cursor else None
-    offset = 0 if after else (page - 1) * limit
+    plan = query.plan()
+    flt, after, offset, limit = plan.filter, plan.after, plan.offset, plan.limit
     need = offset + limit
 
     page_end = flt.end

@@ -1,6 +1,10 @@
 """The log explorer's search: Elasticsearch for full-text when it is complete, else the lake.
 
-Both stores return the same :class:`~workbench.query.search.SearchResult`
+The dispatcher sits above both stores: :mod:`workbench.query` (the lake) and
+:mod:`workbench.mirror` (Elasticsearch) take the same :class:`~workbench.query.types.SearchQuery`
+and neither imports this module, so neither package imports the other's search
+(the mirror imports only ``workbench.query.types``). Both return the same
+:class:`~workbench.query.types.SearchResult`
 (same totals, order and cursors), so the caller never sees which one answered,
 except through the returned ``source``. Elasticsearch is asked only for text
 searches, only when the mirror holds every lake event of the range, and any
@@ -11,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
 from typing import Any, Literal
 
 from workbench.config import Settings
-from workbench.query.search import SearchResult, search
+from workbench.query.search import search
+from workbench.query.types import SearchQuery, SearchResult
 
 log = logging.getLogger(__name__)
 Source = Literal["lake", "elasticsearch"]
@@ -35,29 +39,18 @@ def _client(settings: Settings) -> tuple[Any, str]:
         return _clients[key], ms.index_prefix
 
 
-def search_logs(
-    settings: Settings,
-    *,
-    text: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    **filters: Any,
-) -> tuple[SearchResult, Source]:
+def search_logs(settings: Settings, query: SearchQuery) -> tuple[SearchResult, Source]:
     """Return one page of matching events, newest first, and which store answered it."""
-    if text and settings.elastic_url and not filters.get("meta"):
+    if query.text and settings.elastic_url and not query.meta:
         from workbench.mirror.bulk import MirrorUnavailable
         from workbench.mirror.search import covers, search_elastic
 
         try:
-            if covers(settings, start, end):
+            if covers(settings, query.start, query.end):
                 es, prefix = _client(settings)
-                result = search_elastic(
-                    es, index_prefix=prefix, text=text, start=start, end=end, **filters
-                )
-                return result, "elasticsearch"
+                return search_elastic(es, query, index_prefix=prefix), "elasticsearch"
         except MirrorUnavailable as exc:  # includes NotCovered
             log.info("explorer search falls back to the lake: %s", exc)
         except Exception as exc:  # a mirror problem must never break the explorer
             log.warning("explorer search through Elasticsearch failed, using the lake: %s", exc)
-    result = search(settings.lake_url, text=text, start=start, end=end, **filters)
-    return result, "lake"
+    return search(settings.lake_url, query), "lake"
