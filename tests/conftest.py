@@ -68,6 +68,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/test_conventions.py",
     "tests/test_demo.py",
     "tests/test_dependencies.py",
+    "tests/test_docs.py",
     "tests/test_events.py",
     "tests/test_events_arrow.py",
     "tests/test_layers.py",

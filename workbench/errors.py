@@ -13,10 +13,15 @@ codes and messages, the dashboard to a message on the page.
     ├── Overloaded             the ingestor pushes back (carries retry_after seconds)
     ├── RateLimited            one API key is over its ingest rate (carries retry_after seconds)
     ├── StorageError           the lake, WAL or catalog failed
-    ├── NotifyError            a webhook delivery failed
     ├── MirrorUnavailable      Elasticsearch cannot be reached (workbench.mirror.bulk)
     │   └── NotCovered         the mirror does not hold the queried range yet (workbench.mirror.search)
-    └── MirrorBusy             another mirror follower holds this data dir (workbench.mirror.follower)
+    ├── MirrorBusy             another mirror follower holds this data dir (workbench.mirror.follower)
+    ├── NotebookFailed         a papermill run failed; names the executed copy (workbench.notebooks)
+    ├── EvaluationLocked       another evaluation holds the lock: tick skipped (workbench.alerting.run)
+    └── EvaluationFailed       the alert notebook run failed (workbench.alerting.run)
+
+A webhook that cannot be delivered is not an exception: the outbox row records the
+attempt and is retried (``workbench.alerting.notify``).
 """
 
 from __future__ import annotations
@@ -80,7 +85,3 @@ class RateLimited(WorkbenchError):
 
 class StorageError(WorkbenchError):
     """The lake, the write-ahead log or the catalog failed."""
-
-
-class NotifyError(WorkbenchError):
-    """A notification could not be delivered."""

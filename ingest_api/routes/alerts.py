@@ -42,7 +42,7 @@ from workbench.catalog.schemas import (
     SilencePublic,
 )
 from workbench.config import Settings
-from workbench.errors import NotFound, NotifyError
+from workbench.errors import NotFound
 from workbench.reports import report_path
 from workbench.security.keys import Grant
 from workbench.security.webhooks import mask_target
@@ -202,16 +202,13 @@ def test_channel(request: Request, engine: EngineDep, id: uuid.UUID) -> Any:
     settings: Settings = request.app.state.settings
     with session_scope(engine) as session:
         channel = channels.get_channel(session=session, channel_id=id)
-        try:
-            delivery = send_test(
-                session=session,
-                channel=channel,
-                now=_now(),
-                dashboard_url=settings.dashboard_url,
-                allow_private=settings.allow_private_webhooks,
-            )
-        except NotifyError as exc:
-            return JSONResponse({"ok": False, "error": str(exc)}, status_code=502)
+        delivery = send_test(
+            session=session,
+            channel=channel,
+            now=_now(),
+            dashboard_url=settings.dashboard_url,
+            allow_private=settings.allow_private_webhooks,
+        )
         public = DeliveryPublic.model_validate(delivery)
     body: dict[str, Any] = {
         "ok": public.status == "sent",
