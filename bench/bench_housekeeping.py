@@ -36,6 +36,7 @@ from workbench.lake.compaction import SmallFilePolicy, compact_partition  # noqa
 from workbench.lake.schema import SCHEMA  # noqa: E402
 from workbench.lake.writer import write_batch  # noqa: E402
 from workbench.query.search import search  # noqa: E402
+from workbench.query.types import SearchQuery  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 SERVICES = [f"svc-{i:02d}" for i in range(12)]
@@ -99,12 +100,15 @@ def main() -> None:
         message_index.reset_message_index()
         reader._footer_cache.clear()  # first search pays the footer reads, as a fresh process
         t = time.perf_counter()
-        search(lake)
+        search(lake, SearchQuery())
         cold = (time.perf_counter() - t) * 1000
         rows = [
-            ("search page 1, no filter", lambda lake=lake: search(lake)),
-            ("search page 1, service", lambda lake=lake: search(lake, service="svc-03")),
-            ("search page 1, text", lambda lake=lake: search(lake, text="timeout")),
+            ("search page 1, no filter", lambda lake=lake: search(lake, SearchQuery())),
+            (
+                "search page 1, service",
+                lambda lake=lake: search(lake, SearchQuery(service="svc-03")),
+            ),
+            ("search page 1, text", lambda lake=lake: search(lake, SearchQuery(text="timeout"))),
         ]
         print(
             f"\n{label}: {len(reader.visible_files(lake))} visible files, {on_disk} on disk; "
