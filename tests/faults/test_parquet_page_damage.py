@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from ingest_api.app import _install_error_handlers
 from ingest_api.routes import query
 from tests.factories import T0, write_events
-from workbench import api
+from workbench import api, clock
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.lake import compaction, reader
@@ -123,10 +123,9 @@ def test_search_and_analyst_api_never_return_wrong_rows(
 
     app = FastAPI()
     app.state.settings = settings
-    app.state.clock = lambda: T0 + timedelta(seconds=30)
     _install_error_handlers(app)
     app.include_router(query.router)
-    with TestClient(app) as client:
+    with clock.frozen(T0 + timedelta(seconds=30)), TestClient(app) as client:
         for params in ({"limit": 100}, {"q": "event", "limit": 100}, {"service": "victim"}):
             body = client.get("/api/logs", params=params).json()
             logs = [(log["id"], log["message"]) for log in body["logs"]]
