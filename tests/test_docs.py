@@ -34,8 +34,17 @@ IGNORED = {
     line.strip("/") for line in (ROOT / ".gitignore").read_text().splitlines() if line[:1] == "/"
 }
 #: Top-level folders whose paths the docs quote in backticks (checked to exist).
-REPO_FOLDERS = ("docs", "tests", "workbench", "ingest_api", "scheduled", "notebooks", "bench",
-                "scripts", "clients")
+REPO_FOLDERS = (
+    "docs",
+    "tests",
+    "workbench",
+    "ingest_api",
+    "scheduled",
+    "notebooks",
+    "bench",
+    "scripts",
+    "clients",
+)
 
 
 def _command_names() -> list[str]:
@@ -63,7 +72,11 @@ def test_every_command_is_documented(command: str) -> None:
 def _environment_names() -> list[str]:
     names: set[str] = set()
     for value in vars(config).values():
-        if isinstance(value, type) and issubclass(value, BaseSettings) and value is not BaseSettings:
+        if (
+            isinstance(value, type)
+            and issubclass(value, BaseSettings)
+            and value is not BaseSettings
+        ):
             names |= {f.alias for f in value.model_fields.values() if f.alias}
     source = (ROOT / "workbench" / "config.py").read_text()
     names |= set(re.findall(r"""environ(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]+)["']""", source))
@@ -174,7 +187,11 @@ def _tree() -> dict[str, str]:
     # Indented lines: ``    ├── MirrorUnavailable   meaning (workbench.mirror.bulk)``.
     rows = re.findall(r"^[ │]+(?:[├└]── )?([A-Z][A-Za-z]+)\b(.*)$", docstring, re.M)
     return {
-        name: (m.group(1) if (m := re.search(r"\((workbench[.\w]*)\)\s*$", rest)) else "workbench.errors")
+        name: (
+            m.group(1)
+            if (m := re.search(r"\((workbench[.\w]*)\)\s*$", rest))
+            else "workbench.errors"
+        )
         for name, rest in rows
     }
 
@@ -185,7 +202,9 @@ def _subclasses_in_source(roots: set[str]) -> dict[str, str]:
     for path in sorted((ROOT / "workbench").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef):
-                bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+                bases = {
+                    b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases
+                }
                 classes.append((node.name, bases, str(path.relative_to(ROOT))))
     found: dict[str, str] = {}
     known = set(roots)
@@ -220,7 +239,9 @@ def test_every_error_is_raised_somewhere(name: str) -> None:
             text = path.read_text()
             if used.search(defined_in.sub("", text)):
                 return
-    pytest.fail(f"{name} (workbench/errors.py) is never raised: raise it where it belongs or remove it")
+    pytest.fail(
+        f"{name} (workbench/errors.py) is never raised: raise it where it belongs or remove it"
+    )
 
 
 # -- figures the docs quote -------------------------------------------------------

@@ -53,8 +53,9 @@ def test_every_unit_path_exists() -> None:
         node
         for node in UNIT_EXCLUDED
         if not any(
-            node.split("::")[0].startswith(entry) if entry.endswith("/") else
-            node.split("::")[0] == entry
+            node.split("::")[0].startswith(entry)
+            if entry.endswith("/")
+            else node.split("::")[0] == entry
             for entry in UNIT_PATHS
         )
     ]
