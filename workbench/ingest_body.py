@@ -31,6 +31,7 @@ from workbench.events import (
     Event,
     Limits,
     check_body_size,
+    ndjson_lines,
     parse_json,
     parse_lines,
     validate_batch,
@@ -102,8 +103,7 @@ def bounded_lines(body: bytes, limits: Limits) -> list[bytes]:
         counted = sum(1 for _ in itertools.islice(_NON_BLANK_LINE.finditer(body), most + 1))
         if counted > most:
             raise _too_many(most)
-    # bytes.isspace() is bytes.strip()'s notion of blank, without copying the line.
-    return [line for line in body.split(b"\n") if line and not line.isspace()]
+    return ndjson_lines(body)
 
 
 def check_array_items(body: bytes, limits: Limits) -> None:

@@ -2,8 +2,9 @@
 
 The result of :func:`decode_json` / :func:`decode_protobuf` is a list of raw
 event dicts (``service, level, message, timestamp, meta``), exactly what a client
-would POST to ``/api/logs``; the route validates them with ``workbench.events``
-and hands them to the same ingestor, so limits and durability are identical.
+would POST to ``/api/logs``; :func:`workbench.ingest.queue_items` validates them
+(``workbench.events``) and hands them to the same ingestor, so limits and
+durability are identical.
 
 Mapping (one event per ``LogRecord``):
 
