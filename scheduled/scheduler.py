@@ -29,6 +29,7 @@ from pathlib import Path
 
 from workbench.alerting.run import EvaluationFailed, EvaluationLocked, run_notebook
 from workbench.catalog.db import get_engine, init_db
+from workbench.clock import now as clock_now
 from workbench.config import Settings, get_settings
 from workbench.lake.compaction import HousekeepingResult, SmallFilePolicy, housekeep
 from workbench.logs_config import quiet_notebook_runs
@@ -37,10 +38,6 @@ log = logging.getLogger("workbench.scheduler")
 
 Runner = Callable[..., Path]
 Clock = Callable[[], datetime]
-
-
-def _wall() -> datetime:
-    return datetime.now(UTC)
 
 
 def next_boundary(now: datetime, interval_s: int) -> datetime:
@@ -64,7 +61,7 @@ def housekeeping_pass(settings: Settings, now: datetime) -> HousekeepingResult:
 
 
 def run_housekeeping(
-    settings: Settings, *, stop_event: threading.Event, clock: Clock = _wall
+    settings: Settings, *, stop_event: threading.Event, clock: Clock = clock_now
 ) -> int:
     """Run :func:`housekeeping_pass` every interval until ``stop_event`` is set; return passes."""
     passes = 0
@@ -95,7 +92,7 @@ def run_scheduler(
     *,
     stop_event: threading.Event | None = None,
     runner: Runner = run_notebook,
-    clock: Clock = _wall,
+    clock: Clock = clock_now,
 ) -> int:
     """Run the alert notebook at each boundary until ``stop_event`` is set; return ticks run."""
     stop = stop_event or threading.Event()

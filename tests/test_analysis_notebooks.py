@@ -25,8 +25,10 @@ from workbench.cli.analyst import investigate_command
 from workbench.config import Settings
 from workbench.dashboard.incidents import build_incidents
 from workbench.demo import generate, service_names
-from workbench.errors import ValidationError
-from workbench.reports import ANALYSIS_DIR, report_path, run_notebook
+from workbench.errors import NotFound, ValidationError
+from workbench.notebooks import ANALYSIS_DIR, report_path
+from workbench.notebooks import execute as run_notebook
+from workbench.reports import investigate
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 NOTEBOOKS = sorted(ANALYSIS_DIR.glob("*.ipynb"))
@@ -83,6 +85,13 @@ def test_unknown_parameters_are_an_error(tmp_path: Path) -> None:
         run_notebook(
             ANALYSIS_DIR / "investigate_incident.ipynb", tmp_path / "x.ipynb", {"incident_idd": "x"}
         )
+
+
+def test_investigating_an_unknown_incident_fails_before_any_kernel(env: Settings) -> None:
+    with pytest.raises(NotFound, match="not found"):
+        investigate(str(uuid.uuid4()), settings=env)
+    with pytest.raises(ValidationError, match="incident_id: not a UUID: 'nope'"):
+        investigate("nope", settings=env)
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 ``investigate(incident_id)`` executes ``notebooks/analysis/investigate_incident.ipynb``
 for one incident and writes ``{runs_dir}/investigations/{incident_id}.ipynb`` and
 ``.html`` beside it: next to the alert run notebooks, under a stable name that a
-webhook payload or the dashboard can link to (:func:`report_path`). A rerun
-replaces the report.
+webhook payload or the dashboard can link to (:func:`workbench.notebooks.report_path`).
+A rerun replaces the report. The papermill run itself is :func:`workbench.notebooks.execute`.
 
 The notebook's kernel is a child process that reads its configuration from the
 environment, as every entry point does; ``settings`` here only chooses where the
@@ -14,66 +14,13 @@ report goes and which catalog is checked first.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 from workbench.config import Settings, get_settings
-from workbench.errors import ValidationError, WorkbenchError
-from workbench.logs_config import KERNEL_QUIET_ARGUMENTS
-
-#: The analysis notebooks of a source checkout (they are not package data).
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-ANALYSIS_DIR = PROJECT_DIR / "notebooks" / "analysis"
-INVESTIGATE_NOTEBOOK = "investigate_incident.ipynb"
-
-
-def run_notebook(
-    notebook: Path,
-    output: Path,
-    parameters: dict[str, Any],
-    *,
-    timeout_s: int = 600,
-    kernel_name: str = "python3",
-) -> Path:
-    """Execute ``notebook`` with papermill into ``output``; return ``output``.
-
-    Parameters the notebook's ``parameters`` cell does not declare are an error
-    (papermill would only warn), so a typo never runs a report with defaults.
-    """
-    import papermill as pm
-
-    declared = set(pm.inspect_notebook(str(notebook)))
-    unknown = sorted(set(parameters) - declared)
-    if unknown:
-        raise ValidationError(
-            f"{notebook.name}: unknown parameters {', '.join(unknown)}",
-            {
-                "parameters": [
-                    f"unknown: {', '.join(unknown)}; known: {', '.join(sorted(declared))}"
-                ]
-            },
-        )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        pm.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=parameters,
-            kernel_name=kernel_name,
-            execution_timeout=timeout_s,
-            progress_bar=False,
-            extra_arguments=KERNEL_QUIET_ARGUMENTS,  # no kernel start-up warnings in our log
-            # The checkout's root: the kernel imports this very ``workbench`` package
-            # even where an editable install resolves it as a bare namespace.
-            cwd=str(PROJECT_DIR),
-        )
-    except pm.PapermillExecutionError as exc:
-        # The executed notebook is kept: it shows the failing cell and its traceback.
-        raise WorkbenchError(
-            f"{notebook.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
-            f"(see {output})"
-        ) from exc
-    return output
+from workbench.errors import NotFound, ValidationError
+from workbench.notebooks import INVESTIGATE_NOTEBOOK, PROJECT_DIR, execute, investigations_dir
 
 
 def to_html(notebook: Path) -> Path:
@@ -113,24 +60,6 @@ def _render_plotly(nb: Any) -> None:
                 embedded = True
 
 
-def investigations_dir(settings: Settings) -> Path:
-    """Return the folder of incident investigation reports (beside the alert run notebooks)."""
-    return settings.runs_dir / "investigations"
-
-
-def report_path(incident_id: str, *, settings: Settings | None = None) -> Path | None:
-    """Return the HTML investigation report of an incident, or None if none was written yet."""
-    page = investigations_dir(settings or get_settings()) / f"{incident_id}.html"
-    return page if page.is_file() else None
-
-
-def report_url(settings: Settings, incident_id: object) -> str | None:
-    """Return the API link of an incident's investigation report, or None if none exists yet."""
-    if report_path(str(incident_id), settings=settings) is None:
-        return None
-    return f"{settings.api_url.rstrip('/')}/api/alerts/incidents/{incident_id}/report"
-
-
 def investigate(
     incident_id: str,
     *,
@@ -144,15 +73,37 @@ def investigate(
 
     Raises NotFound (before starting a kernel) when the incident does not exist.
     """
-    from workbench.api import incident
-
     settings = settings or get_settings()
-    found = incident(incident_id, settings=settings)  # fail fast, with a clear NotFound
-    ident = found["id"]
-    executed = run_notebook(
-        notebook or ANALYSIS_DIR / INVESTIGATE_NOTEBOOK,
+    ident = str(_existing_incident(incident_id, settings))  # fail fast, with a clear NotFound
+    executed = execute(
+        notebook or INVESTIGATE_NOTEBOOK,
         investigations_dir(settings) / f"{ident}.ipynb",
         {"incident_id": ident, "before_hours": before_hours, "after_hours": after_hours},
         timeout_s=timeout_s,
+        # The checkout's root: the kernel imports this very ``workbench`` package
+        # even where an editable install resolves it as a bare namespace.
+        cwd=PROJECT_DIR,
     )
     return to_html(executed)
+
+
+def _existing_incident(incident_id: str, settings: Settings) -> uuid.UUID:
+    """Return the id of the catalog incident ``incident_id``; NotFound (or ValidationError) if none."""
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+    from workbench.catalog.db import get_engine
+    from workbench.catalog.incidents import get_incident
+
+    try:
+        ident = uuid.UUID(str(incident_id))
+    except ValueError:
+        raise ValidationError(
+            f"incident_id: not a UUID: {incident_id!r}", {"incident_id": ["not a UUID"]}
+        ) from None
+    engine = get_engine(settings.database_url)
+    # A catalog no server has created yet has no incidents (and is not migrated here).
+    if not sa.inspect(engine).has_table("alert_incidents"):
+        raise NotFound("incident", incident_id)
+    with Session(engine) as session:
+        return get_incident(session=session, incident_id=ident).id

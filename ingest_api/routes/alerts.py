@@ -43,7 +43,7 @@ from workbench.catalog.schemas import (
 )
 from workbench.config import Settings
 from workbench.errors import NotFound
-from workbench.reports import report_path
+from workbench.notebooks import report_path
 from workbench.security.keys import Grant
 from workbench.security.webhooks import mask_target
 

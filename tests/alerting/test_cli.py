@@ -18,9 +18,9 @@ from tests.alerting.conftest import add_errors, add_rule
 from tests.factories import make_events, write_events
 from workbench.catalog.db import get_engine, init_db
 from workbench.cli import main
-from workbench.cli.alerting import parse_duration
 from workbench.config import Settings, get_settings
 from workbench.lake import reader
+from workbench.times import parse_duration
 
 
 @pytest.fixture
@@ -42,6 +42,20 @@ def test_help(command: str) -> None:
 def test_parse_duration() -> None:
     assert parse_duration("7d") == timedelta(days=7)
     assert parse_duration("30m") == timedelta(minutes=30)
+
+
+def test_bad_times_name_the_option(env: Path) -> None:
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    init_db(engine)
+    rule = add_rule(engine)
+    now = CliRunner().invoke(main, ["evaluate", "--now", "soon"])
+    assert now.exit_code == 2 and "error: --now: not an ISO 8601 timestamp: 'soon'" in now.output
+    since = CliRunner().invoke(main, ["backtest", "--rule", str(rule.id), "--since", "5x"])
+    assert since.exit_code == 2 and "error: --since: not a duration: '5x'" in since.output
+    step = CliRunner().invoke(main, ["backtest", "--rule", str(rule.id), "--step", "0.5m"])
+    assert step.exit_code == 2 and "error: --step: not a duration: '0.5m'" in step.output
+    engine.dispose()
 
 
 def test_backtest_command(env: Path) -> None:

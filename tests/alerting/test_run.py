@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -11,14 +12,14 @@ import pytest
 from filelock import FileLock
 from sqlmodel import Session, select
 
+import workbench
 from scheduled.scheduler import next_boundary, run_scheduler
 from tests.alerting.conftest import T0, add_channel, add_errors, add_rule, incidents
+from workbench import clock
 from workbench.alerting.run import (
-    NOTEBOOK,
     EvaluationFailed,
     EvaluationLocked,
-    check_parameters,
-    parse_now,
+    evaluation_time,
     prune_runs,
     run_notebook,
     run_summary,
@@ -27,7 +28,9 @@ from workbench.alerting.run import (
 from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, init_db
 from workbench.config import Settings
-from workbench.errors import WorkbenchError
+from workbench.errors import ValidationError, WorkbenchError
+from workbench.notebooks import ALERT_NOTEBOOK as NOTEBOOK
+from workbench.notebooks import check_parameters
 
 
 def test_notebook_is_committed_clean() -> None:
@@ -67,9 +70,38 @@ def test_papermill_parses_every_parameter() -> None:
 
 
 def test_parse_now() -> None:
-    assert parse_now("2026-11-20T12:00:00Z") == T0
-    assert parse_now("2026-11-20T12:00:00") == T0
-    assert parse_now("", wall=T0 + timedelta(seconds=42.5)) == T0
+    assert evaluation_time("2026-11-20T12:00:00Z") == T0
+    assert evaluation_time("2026-11-20T12:00:00") == T0
+    with clock.frozen(T0 + timedelta(seconds=42.5)):
+        assert evaluation_time("") == T0
+        assert evaluation_time(None) == T0
+
+
+def test_a_bad_now_names_the_field() -> None:
+    with pytest.raises(ValidationError, match="^--now: not an ISO 8601 timestamp: 'soon'$"):
+        evaluation_time("soon", "--now")
+    with pytest.raises(ValidationError, match="^now: "):
+        tick(now="soon")
+
+
+def _imports(path: Path) -> set[str]:
+    """Return every module ``path`` imports, at the top or inside functions."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_alerting_and_reports_do_not_import_the_api() -> None:
+    """The cycle alerting -> reports -> api -> alerting is gone (issue 16)."""
+    package = Path(workbench.__file__).parent
+    for path in [*sorted((package / "alerting").glob("*.py")), package / "reports.py"]:
+        bad = {m for m in _imports(path) if m.startswith(("workbench.api", "workbench.reports"))}
+        assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
 def test_tick_in_process(settings: Settings) -> None:

@@ -30,7 +30,8 @@ from tests.live_server import free_port, stop_process
 from workbench.catalog.db import dispose_engine
 from workbench.config import Settings
 from workbench.dashboard.kernels import KernelView, kernels_to_free
-from workbench.dashboard.serve import dashboard_command, notebooks_dir, start_dashboard
+from workbench.dashboard.serve import dashboard_command, start_dashboard
+from workbench.notebooks import dashboard_dir as notebooks_dir
 from workbench.security import host_header_allowed as host_allowed
 
 CHROMIUM = "/usr/bin/chromium"

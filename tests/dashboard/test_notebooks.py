@@ -9,7 +9,7 @@ import pytest
 from tests.dashboard.seed import Seeded
 from workbench.config import Settings
 from workbench.dashboard.nav import PAGES
-from workbench.dashboard.serve import notebooks_dir
+from workbench.notebooks import dashboard_dir as notebooks_dir
 
 
 @pytest.mark.slow

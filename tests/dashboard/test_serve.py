@@ -23,11 +23,11 @@ from workbench.dashboard.serve import (
     dashboard_command,
     dashboard_token,
     dashboard_url,
-    notebooks_dir,
     start_dashboard,
 )
 from workbench.dashboard.voila_app import DashboardVoila
 from workbench.errors import ConfigError
+from workbench.notebooks import dashboard_dir as notebooks_dir
 
 
 def test_notebooks_dir_holds_every_page() -> None:

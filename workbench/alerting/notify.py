@@ -54,6 +54,7 @@ from workbench.alerting.payload import (
 )
 from workbench.catalog import models as m
 from workbench.catalog.db import session_scope
+from workbench.clock import now as clock_now
 from workbench.errors import ValidationError
 from workbench.security.webhooks import check_webhook_target, public_only_transport, read_bounded
 
@@ -61,10 +62,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
-
-def wall_clock() -> datetime:
-    """Return the current UTC time: when a request is signed, whatever tick queued it."""
-    return datetime.now(UTC)
 
 BACKOFF_S: tuple[int, ...] = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 MAX_ATTEMPTS = 12
@@ -148,7 +145,7 @@ def post(
     timeout: float,
     allow_private: bool | None = None,
     max_response_bytes: int | None = None,
-    clock: Clock = wall_clock,
+    clock: Clock = clock_now,
 ) -> Attempt:
     """POST one payload (signed if ``secret``) and return how it went; never raises for HTTP.
 
@@ -225,13 +222,14 @@ def deliver_due(
     limit: int = 100,
     timeout: float | None = None,
     allow_private: bool | None = None,
-    clock: Clock = wall_clock,
+    clock: Clock = clock_now,
 ) -> DeliveryReport:
     """Send the pending deliveries due at ``now`` (at most ``limit``); return what happened.
 
     ``allow_private`` defaults to ``WORKBENCH_ALLOW_PRIVATE_WEBHOOKS``; ``client`` is
     the seam tests use (the notifier's own client is :func:`webhook_client`);
-    ``clock`` gives the signing time of each request (:func:`wall_clock`).
+    ``clock`` gives the signing time of each request (:func:`workbench.clock.now`,
+    whatever tick queued it).
     """
     now = now.astimezone(UTC)
     report = DeliveryReport()
@@ -357,7 +355,7 @@ def send_test(
     dashboard_url: str,
     client: httpx.Client | None = None,
     allow_private: bool | None = None,
-    clock: Clock = wall_clock,
+    clock: Clock = clock_now,
 ) -> m.Delivery:
     """Send a ``test`` notification to ``channel`` now, record it (committed) and return the row.
 
@@ -424,6 +422,5 @@ __all__: Sequence[str] = [
     "deliver_due",
     "pending_count",
     "send_test",
-    "wall_clock",
     "webhook_client",
 ]

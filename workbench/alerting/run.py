@@ -5,8 +5,8 @@
 
 * a non-blocking cross-process lock (``$WORKBENCH_DATA_DIR/evaluate.lock``): when
   another evaluation holds it, this one is skipped (:class:`EvaluationLocked`);
-* papermill executes the notebook on the ``python3`` kernel (installed for this
-  interpreter if missing) with ``execution_timeout``/``start_timeout`` from
+* :func:`workbench.notebooks.execute` runs the notebook on the ``python3`` kernel
+  (installed for this interpreter if missing) with the cell and start timeouts from
   ``WORKBENCH_EVALUATE_TIMEOUT_SECONDS``;
 * the executed copy is kept as the audit trail in
   ``runs/YYYY-MM-DD/evaluate-YYYYMMDDTHHMMSSZ.ipynb``; folders older than
@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +30,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from workbench import clock
 from workbench.alerting.evaluate import EvaluationResult, evaluate
 from workbench.alerting.notify import DeliveryReport, deliver_due
 from workbench.catalog import models as m
-from workbench.catalog.db import get_engine, session_scope
+from workbench.catalog.db import get_engine, init_db, session_scope
 from workbench.config import Settings, get_settings
 from workbench.errors import WorkbenchError
-from workbench.logs_config import KERNEL_QUIET_ARGUMENTS
-from workbench.reports import report_url
+from workbench.notebooks import ALERT_NOTEBOOK, NotebookFailed, describe, execute, report_url
+from workbench.times import parse_instant
 
 log = logging.getLogger(__name__)
 
-KERNEL_NAME = "python3"
-NOTEBOOK = Path(__file__).resolve().parents[2] / "scheduled" / "evaluate_alerts.ipynb"
 LOCK_NAME = "evaluate.lock"
 ACTION_ORDER = ("create", "reopen", "auto_resolve", "update", "suppress", "none")
 DELIVERY_LIMIT = 50  # per tick: bounded so a tick stays well inside its timeout
@@ -102,25 +100,14 @@ class TickResult:
         return f"{ev.now.isoformat()}{mode}: {len(ev.outcomes)} rules: {counts}{sent}"
 
 
-def floor_minute(moment: datetime) -> datetime:
-    """Return ``moment`` in UTC cut down to the minute."""
-    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+def evaluation_time(now: str | datetime | None, field: str = "now") -> datetime:
+    """Return the evaluation time: ``now`` parsed (ISO 8601, naive = UTC), or the current minute.
 
-
-def parse_now(now: str | datetime | None, *, wall: datetime | None = None) -> datetime:
-    """Return the evaluation time: ``now`` parsed (ISO 8601, naive = UTC), or the current minute."""
-    if isinstance(now, datetime):
-        return now if now.tzinfo else now.replace(tzinfo=UTC)
-    if not now:
-        return floor_minute(wall or datetime.now(UTC))
-    text = now.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise WorkbenchError(f"now: not an ISO 8601 time: {now!r}") from exc
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    A bad ``now`` is a ValidationError naming ``field`` (``--now`` on the command line).
+    """
+    if now is None or (isinstance(now, str) and not now.strip()):
+        return clock.minute()
+    return parse_instant(now, field)
 
 
 def tick(
@@ -137,7 +124,7 @@ def tick(
     unchanged under the scheduler, cron or Airflow.
     """
     settings = get_settings()
-    at = parse_now(now)
+    at = evaluation_time(now)
     engine = get_engine(database_url or settings.database_url)
     evaluation = evaluate(
         engine=engine,
@@ -154,18 +141,6 @@ def tick(
             engine=engine, now=at, limit=DELIVERY_LIMIT, timeout=settings.webhook_timeout_s
         )
     return TickResult(evaluation=evaluation, delivery=delivery)
-
-
-def ensure_kernel(name: str = KERNEL_NAME) -> None:
-    """Install the ``python3`` kernelspec for this interpreter if Jupyter cannot find it."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if name in KernelSpecManager().find_kernel_specs():
-        return
-    from ipykernel.kernelspec import install
-
-    log.warning("kernelspec %s missing; installing it into %s", name, sys.prefix)
-    install(kernel_name=name, prefix=sys.prefix)
 
 
 def output_path(runs_dir: Path, at: datetime) -> Path:
@@ -203,17 +178,16 @@ def run_notebook(
     settings: Settings,
     now: datetime | None = None,
     dry_run: bool = False,
-    notebook: Path = NOTEBOOK,
+    notebook: Path = ALERT_NOTEBOOK,
 ) -> Path:
     """Execute the alert notebook once with papermill and return the executed copy's path.
 
     Raises :class:`EvaluationLocked` when another evaluation runs, and
     :class:`EvaluationFailed` (after recording it) when the notebook fails.
     """
-    import papermill as pm
     from filelock import FileLock, Timeout
 
-    at = floor_minute(now) if now is not None else floor_minute(datetime.now(UTC))
+    at = clock.floor_minute(now) if now is not None else clock.minute()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.data_dir / LOCK_NAME))
     try:
@@ -232,21 +206,15 @@ def run_notebook(
         "output_path": str(out),
     }
     try:
-        check_parameters(notebook, parameters)
-        ensure_kernel()
-        pm.execute_notebook(
-            str(notebook),
-            str(out),
-            parameters=parameters,
-            kernel_name=KERNEL_NAME,
-            execution_timeout=settings.evaluate_timeout_s,
-            start_timeout=settings.evaluate_timeout_s,
-            progress_bar=False,
-            log_output=False,
-            extra_arguments=KERNEL_QUIET_ARGUMENTS,  # no kernel start-up warnings in our log
+        execute(
+            notebook,
+            out,
+            parameters,
+            timeout_s=settings.evaluate_timeout_s,
+            start_timeout_s=settings.evaluate_timeout_s,
         )
     except Exception as exc:
-        message = _describe(exc)
+        message = exc.description if isinstance(exc, NotebookFailed) else describe(exc)
         try:
             record_failure(get_engine(settings.database_url), at, message, out, dry_run)
         except Exception:  # the catalog itself may be what failed
@@ -258,27 +226,14 @@ def run_notebook(
     return out
 
 
-def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
-    """Raise WorkbenchError when a parameter is not declared in the notebook's ``parameters`` cell.
-
-    papermill only warns about unknown parameters, and a declaration it cannot
-    parse (e.g. an ``=`` inside the comment) silently turns into one.
-    """
-    import papermill as pm
-
-    declared = set(pm.inspect_notebook(str(notebook)))
-    unknown = sorted(set(parameters) - declared)
-    if unknown:
-        raise WorkbenchError(
-            f"{notebook.name}: parameters not declared in its parameters cell: {unknown}"
-        )
-
-
-def _describe(exc: BaseException) -> str:
-    ename = getattr(exc, "ename", None)
-    if ename:
-        return f"{ename}: {getattr(exc, 'evalue', '')}"[:4000]
-    return f"{type(exc).__name__}: {exc}"[:4000]
+def evaluate_once(
+    settings: Settings, *, now: datetime | None = None, dry_run: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """Run the alert notebook once (``workbench evaluate``); return its path and :func:`run_summary`."""
+    engine = get_engine(settings.database_url)
+    init_db(engine)
+    path = run_notebook(settings=settings, now=now, dry_run=dry_run)
+    return path, run_summary(engine, path)
 
 
 def record_failure(engine: Engine, at: datetime, message: str, path: Path, dry_run: bool) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import click
 
@@ -62,27 +60,11 @@ def lab_command(port: int, host: str, lab_args: tuple[str, ...]) -> None:
     as the servers, so ``import workbench`` in a notebook reads their data.
     Extra arguments go to jupyter-lab unchanged.
     """
-    settings = get_settings()
-    root = Path(__file__).resolve().parents[2] / "notebooks"
-    exe = Path(sys.executable).with_name("jupyter-lab")
-    args = [
-        str(exe),
-        f"--ServerApp.ip={host}",
-        f"--ServerApp.port={port}",
-        f"--ServerApp.root_dir={root if root.is_dir() else Path.cwd()}",
-        "--no-browser",
-    ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        args.append("--allow-root")  # containers run as root; jupyter refuses otherwise
-    # Kernels start in the notebook's folder: a relative ./data would point elsewhere there.
-    env = {
-        **os.environ,
-        "WORKBENCH_DATA_DIR": str(settings.data_dir),
-        "WORKBENCH_LAKE_URL": settings.lake_url,
-        "DATABASE_URL": settings.database_url,
-    }
+    from workbench.notebooks import lab_command_line
+
+    args, env = lab_command_line(get_settings(), host=host, port=port, extra=lab_args)
     # exec: the PID the caller holds is jupyter-lab's, and Ctrl-C reaches it directly.
-    os.execve(str(exe), [*args, *lab_args], env)
+    os.execve(args[0], args, env)
 
 
 COMMANDS: list[click.Command] = [investigate_command, lab_command]

@@ -23,40 +23,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import quote
 
 from workbench.config import Settings
 from workbench.errors import ConfigError
+from workbench.notebooks import dashboard_dir
 from workbench.security import is_loopback_host, weak_secret_reason
 
-PAGES_DIR_NAME = "notebooks/dashboard"
 CULL_IDLE_TIMEOUT_S = 900
 CULL_INTERVAL_S = 60
 KERNEL_MANAGER = "workbench.dashboard.kernels.PageKernelManager"
 DISCONNECTED_GRACE_S = 10.0  # a closed tab's kernel goes this long after its last websocket
 MIN_TOKEN_CHARS = 16
 TOKEN_SETTING = "WORKBENCH_DASHBOARD_TOKEN"
-
-
-def notebooks_dir() -> Path:
-    """Return the folder of the dashboard notebooks (``notebooks/dashboard`` of the checkout).
-
-    ``WORKBENCH_DASHBOARD_NOTEBOOKS`` overrides it; otherwise it is found next to
-    the ``workbench`` package (editable installs) or the current directory.
-    """
-    override = os.environ.get("WORKBENCH_DASHBOARD_NOTEBOOKS")
-    candidates = [Path(override)] if override else []
-    package_root = Path(__file__).resolve().parents[2]
-    candidates += [package_root / PAGES_DIR_NAME, Path.cwd() / PAGES_DIR_NAME]
-    for path in candidates:
-        if (path / "overview.ipynb").is_file():
-            return path
-    raise ConfigError(
-        "dashboard notebooks not found (looked in "
-        + ", ".join(str(c) for c in candidates)
-        + "); set WORKBENCH_DASHBOARD_NOTEBOOKS"
-    )
 
 
 def dashboard_url(host: str, port: int, token: str = "") -> str:
@@ -117,7 +96,7 @@ def dashboard_command(
     token = dashboard_token(settings, host)
     grace = settings.dashboard_page_grace_s
     argv = [
-        sys.executable, "-m", "workbench.dashboard.voila_app", str(notebooks_dir()),
+        sys.executable, "-m", "workbench.dashboard.voila_app", str(dashboard_dir()),
         f"--Voila.ip={host}",
         f"--Voila.port={port}",
         "--Voila.open_browser=False",

@@ -319,7 +319,7 @@ def search_logs(
 
 def report_link(settings: Settings, incident_id: uuid.UUID) -> str | None:
     """Return the link to the incident's investigation report, or None if none exists yet."""
-    from workbench.reports import report_url
+    from workbench.notebooks import report_url
 
     return report_url(settings, incident_id)
 
