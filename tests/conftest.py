@@ -116,6 +116,22 @@ def in_unit_layer(item: pytest.Item) -> bool:
     )
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m unit`` alone, do not even import the test files outside UNIT_PATHS."""
+    if str(config.getoption("markexpr", "") or "").strip() != "unit":
+        return None
+    if not (collection_path.suffix == ".py" and collection_path.name.startswith("test_")):
+        return None
+    try:
+        path = collection_path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return None
+    inside = any(
+        path.startswith(entry) if entry.endswith("/") else path == entry for entry in UNIT_PATHS
+    )
+    return None if inside else True
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if unit_mode(config):
         hypothesis_settings.load_profile("unit")

@@ -12,6 +12,7 @@ out: it loads its names lazily, by design from everywhere.
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ def _imported(path: Path, tree: ast.Module) -> Iterable[tuple[str, int]]:
                     yield target, node.lineno
 
 
+@functools.cache  # one read of the source per test session
 def build_graphs() -> dict[str, Graph]:
     """Return the package graph (key ``""``) and one module graph per subpackage (its name)."""
     graphs: dict[str, Graph] = defaultdict(Graph)
