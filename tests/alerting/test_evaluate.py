@@ -19,6 +19,7 @@ from tests.alerting.conftest import (
     events,
     incidents,
 )
+from workbench import clock as workbench_clock
 from workbench.alerting.evaluate import evaluate
 from workbench.catalog import models as m
 from workbench.catalog.db import session_scope
@@ -250,3 +251,17 @@ def test_a_run_left_running_by_a_killed_process_is_closed_later(
         assert closed.status == "error" and "abandoned" in (closed.error or "")
         assert closed.finished_at is not None
         assert still.status == "running"
+
+
+def test_the_run_record_takes_its_wall_times_from_the_clock_seam(
+    engine: Engine, lake_url: str, clock: Clock
+) -> None:
+    """``started_at``/``finished_at`` come from ``workbench.clock`` (frozen here), not the OS."""
+    wall = clock.now + timedelta(seconds=7)
+    with workbench_clock.frozen(wall):
+        run(engine, lake_url, clock)
+    with Session(engine) as s:
+        [record] = s.exec(select(m.EvaluationRun)).all()
+    assert record.started_at.replace(tzinfo=None) == wall.replace(tzinfo=None)
+    assert record.finished_at is not None
+    assert record.finished_at.replace(tzinfo=None) == wall.replace(tzinfo=None)

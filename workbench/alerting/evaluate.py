@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from workbench import clock
 from workbench.alerting.decide import Decision, RuleState, decide
 from workbench.alerting.incidents import (
     Links,
@@ -136,10 +137,10 @@ def evaluate(
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
     run = m.EvaluationRun(
-        now=now, started_at=m.utcnow(), dry_run=dry_run, notebook_path=notebook_path
+        now=now, started_at=clock.now(), dry_run=dry_run, notebook_path=notebook_path
     )
     with session_scope(engine) as s:
-        _close_abandoned(s, m.utcnow())
+        _close_abandoned(s, clock.now())
         s.add(run)
     try:
         links = Links(dashboard_url, report_url)
@@ -183,7 +184,7 @@ def _finish_run(
     error: str | None = None,
 ) -> None:
     with session_scope(engine) as s:
-        values: dict[str, Any] = {"status": status, "finished_at": m.utcnow()}
+        values: dict[str, Any] = {"status": status, "finished_at": clock.now()}
         if error is not None:
             values["error"] = error[:4000]
         else:

@@ -34,7 +34,7 @@ from workbench import clock
 from workbench.alerting.evaluate import EvaluationResult, evaluate
 from workbench.alerting.notify import DeliveryReport, deliver_due
 from workbench.catalog import models as m
-from workbench.catalog.db import get_engine, init_db, session_scope
+from workbench.catalog.db import catalog_engine, get_engine, session_scope
 from workbench.config import Settings, get_settings
 from workbench.errors import WorkbenchError
 from workbench.notebooks import ALERT_NOTEBOOK, NotebookFailed, describe, execute, report_url
@@ -230,8 +230,7 @@ def evaluate_once(
     settings: Settings, *, now: datetime | None = None, dry_run: bool = False
 ) -> tuple[Path, dict[str, Any]]:
     """Run the alert notebook once (``workbench evaluate``); return its path and :func:`run_summary`."""
-    engine = get_engine(settings.database_url)
-    init_db(engine)
+    engine = catalog_engine(settings.database_url)
     path = run_notebook(settings=settings, now=now, dry_run=dry_run)
     return path, run_summary(engine, path)
 
@@ -246,8 +245,8 @@ def record_failure(engine: Engine, at: datetime, message: str, path: Path, dry_r
             s.add(
                 m.EvaluationRun(
                     now=at,
-                    started_at=m.utcnow(),
-                    finished_at=m.utcnow(),
+                    started_at=clock.now(),
+                    finished_at=clock.now(),
                     status="error",
                     dry_run=dry_run,
                     error=message,
@@ -261,7 +260,7 @@ def record_failure(engine: Engine, at: datetime, message: str, path: Path, dry_r
                 col(m.EvaluationRun.notebook_path) == str(path),
                 col(m.EvaluationRun.status) == "running",
             )
-            .values(status="error", error=message, finished_at=m.utcnow())
+            .values(status="error", error=message, finished_at=clock.now())
         )
 
 
