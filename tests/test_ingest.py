@@ -18,7 +18,7 @@ import pytest
 from workbench.config import Settings
 from workbench.errors import PayloadTooLarge, ValidationError
 from workbench.events import Limits
-from workbench.ingest import Outcome, ingest, queue_items
+from workbench.ingest import Outcome, ingest, ingest_otlp, queue_items
 from workbench.lake.ingestor import Ingestor
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
@@ -135,3 +135,54 @@ def test_queue_items_validates_and_queues_the_accepted(ingestor: Ingestor) -> No
     result = asyncio.run(queue_items([GOOD, 7], now=NOW, limits=LIMITS, ingestor=ingestor))
     assert len(result.accepted) == 1 and [i for i, _ in result.rejected] == [1]
     assert ingestor.flush() == 1
+
+
+def _otlp(
+    ingestor: Ingestor, body: bytes | Callable[[], Awaitable[bytes]], **headers: str
+) -> Outcome:
+    read = _body(body) if isinstance(body, bytes) else body
+    return asyncio.run(
+        ingest_otlp(
+            read,
+            content_type=headers.get("content_type", "application/json"),
+            content_encoding=headers.get("content_encoding", ""),
+            limits=LIMITS,
+            now=NOW,
+            ingestor=ingestor,
+        )
+    )
+
+
+def _otlp_json(*messages: str) -> bytes:
+    records = [{"severityNumber": 17, "body": {"stringValue": m}} if m else {} for m in messages]
+    return orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]})
+
+
+def test_an_otlp_export_is_queued_and_answered_with_its_partial_success(
+    ingestor: Ingestor,
+) -> None:
+    outcome = _otlp(ingestor, gzip.compress(_otlp_json("a", "", "b")), content_encoding="gzip")
+    assert (outcome.status, outcome.queued, outcome.media_type) == (200, 2, "application/json")
+    partial = _json(outcome)["partialSuccess"]
+    assert partial["rejectedLogRecords"] == "1" and partial["errorMessage"].startswith(
+        "logRecord 1: message"
+    )
+    assert ingestor.flush() == 2
+    whole = _otlp(ingestor, _otlp_json("c"), content_type="application/json; charset=utf-8")
+    assert (whole.status, whole.body, whole.queued) == (200, b"{}", 1)
+
+
+def test_an_otlp_export_of_another_type_is_415_before_the_body_is_read(
+    ingestor: Ingestor,
+) -> None:
+    outcome = _otlp(ingestor, _never_read, content_type="text/plain")
+    assert (outcome.status, outcome.media_type) == (415, "application/json")
+    assert _json(outcome) == {
+        "code": 3,
+        "message": "Content-Type must be application/x-protobuf or application/json, got 'text/plain'",
+    }
+
+
+def test_an_otlp_export_in_a_refused_encoding_raises_for_the_edge(ingestor: Ingestor) -> None:
+    with pytest.raises(ValidationError, match="Unsupported Content-Encoding 'br'"):
+        _otlp(ingestor, _otlp_json("a"), content_encoding="br")

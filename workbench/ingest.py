@@ -17,8 +17,11 @@ an event, an empty batch), :class:`~workbench.errors.PayloadTooLarge` (413),
 :class:`~workbench.errors.Overloaded` and
 :class:`~workbench.errors.StorageError` (503) from the ingestor.
 
-:func:`queue_items` is the general path's last step on its own (validate raw
-events, queue the accepted), for decoders of other wire formats (OTLP).
+:func:`ingest_otlp` is the same for ``POST /v1/logs`` (an OpenTelemetry export,
+protobuf or JSON, decoded by :mod:`workbench.otlp`): the records are judged and
+queued by :func:`queue_items`, the general path's last step, and the answer is
+an ``ExportLogsServiceResponse`` (``partialSuccess`` counts rejected records) or
+a 415 ``google.rpc.Status``; what it raises, the edge answers as a Status too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from workbench import otlp
+from workbench.errors import ValidationError
 from workbench.events import BatchResult, Limits, check_body_size, validate_batch
 from workbench.ingest_body import ENCODINGS, OFF_LOOP_BYTES, body_format, decode_body, inflate
 from workbench.lake.ingestor import Ingestor
@@ -47,6 +52,7 @@ class Outcome:
     status: int
     body: bytes
     queued: int = 0
+    media_type: str = "application/json"
 
 
 def encoding_of(content_encoding: str) -> str | None:
@@ -108,6 +114,41 @@ async def ingest(
         )
     await ingestor.accept(decoded.accepted, now)
     return _queued(len(decoded.accepted), rejected)
+
+
+async def ingest_otlp(
+    read: Callable[[], Awaitable[bytes]],
+    *,
+    content_type: str,
+    content_encoding: str,
+    limits: Limits,
+    now: datetime,
+    ingestor: Ingestor,
+) -> Outcome:
+    """Return the answer to an OTLP/HTTP logs export, once its accepted records are in the WAL.
+
+    ``read`` as for :func:`ingest`; raises ValidationError (not decodable, or a
+    refused ``Content-Encoding``), PayloadTooLarge, Overloaded or StorageError.
+    """
+    media = otlp.media_type(content_type)
+    if media is None:
+        got = content_type.split(";")[0].strip().lower()
+        message = f"Content-Type must be {otlp.PROTOBUF} or {otlp.JSON}, got {got or 'none'!r}"
+        return Outcome(415, otlp.status_body(otlp.INVALID_ARGUMENT, message, protobuf=False))
+    encoding = encoding_of(content_encoding)
+    if encoding is None:
+        raise ValidationError(
+            f"Unsupported Content-Encoding {content_encoding.strip().lower()!r}",
+            {"body": ["Content-Encoding: gzip, deflate or identity"]},
+        )
+    protobuf = media == otlp.PROTOBUF
+    body = inflate(await read(), encoding, limits)
+    events = otlp.decode_protobuf(body) if protobuf else otlp.decode_json(body)
+    result = await queue_items(events, now=now, limits=limits, ingestor=ingestor)
+    answer = otlp.export_response(
+        len(result.rejected), otlp.partial_success_message(result.rejected), protobuf=protobuf
+    )
+    return Outcome(200, answer, len(result.accepted), media)
 
 
 async def queue_items(

@@ -48,6 +48,12 @@ import orjson
 from workbench.errors import ValidationError
 
 UNKNOWN_SERVICE = "unknown_service"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+# gRPC status codes carried in google.rpc.Status bodies.
+INVALID_ARGUMENT = 3
+RESOURCE_EXHAUSTED = 8
+UNAVAILABLE = 14
 
 _SEVERITY_TEXT = {
     "trace": "debug",
@@ -390,6 +396,12 @@ def decode_protobuf(body: bytes) -> list[dict[str, Any]]:
 
 
 # -- responses --------------------------------------------------------------
+
+
+def media_type(content_type: str) -> str | None:
+    """Return :data:`PROTOBUF` or :data:`JSON` for a ``Content-Type`` value, None if refused."""
+    media = content_type.split(";")[0].strip().lower()
+    return media if media in (PROTOBUF, JSON) else None
 
 
 def partial_success_message(

@@ -1,10 +1,11 @@
 """``POST /v1/logs``: OpenTelemetry OTLP/HTTP log exports (protobuf or JSON, optionally gzip).
 
-Thin on purpose: read the body within the size limit, decode it with
-``workbench.otlp`` into raw events, and queue them with
-:func:`workbench.ingest.queue_items`, the general path of ``POST /api/logs``
-(same validation, same ingestor). The
-answer follows the OTLP/HTTP spec: 200 with an ``ExportLogsServiceResponse``
+Thin on purpose: :func:`workbench.ingest.ingest_otlp` does the work (the
+``Content-Type``, inflation, decoding with ``workbench.otlp``, the general path
+of ``POST /api/logs`` for validation and the ingestor) and returns the answer;
+the route reads the body within the size limit, sends that answer, and turns
+what the library raises into OTLP error answers. The answer follows the
+OTLP/HTTP spec: 200 with an ``ExportLogsServiceResponse``
 (``partialSuccess`` when records were rejected) once the accepted records are
 fsynced in the WAL; 400 for a body that does not decode; 413 over a size limit;
 503 with ``Retry-After`` when the ingestor pushes back (OTLP clients retry 503).
@@ -21,39 +22,21 @@ from ingest_api.routes.ingest import ingest_limits as _limits
 from ingest_api.routes.ingest import read_body
 from workbench import otlp
 from workbench.errors import Overloaded, PayloadTooLarge, StorageError, ValidationError
-from workbench.events import Limits
-from workbench.ingest import encoding_of, queue_items
-from workbench.ingest_body import inflate
+from workbench.ingest import ingest_otlp
 from workbench.lake.ingestor import Ingestor
 
 router = APIRouter()
 
-_PROTOBUF = "application/x-protobuf"
-_JSON = "application/json"
-# gRPC status codes carried in google.rpc.Status bodies.
-_INVALID_ARGUMENT = 3
-_RESOURCE_EXHAUSTED = 8
-_UNAVAILABLE = 14
 
-
-async def _read_body(request: Request, limits: Limits) -> bytes:
-    """Return the (decompressed) body, refusing anything over ``max_body_bytes`` early."""
-    encoding = encoding_of(request.headers.get("content-encoding", ""))
-    if encoding is None:
-        got = request.headers.get("content-encoding", "").strip().lower()
-        raise ValidationError(
-            f"Unsupported Content-Encoding {got!r}",
-            {"body": ["Content-Encoding: gzip, deflate or identity"]},
-        )
-    return inflate(await read_body(request, limits), encoding, limits)
-
-
-def _answer(
-    body: bytes, status: int, *, protobuf: bool, retry_after: int | None = None
+def _error(
+    status: int, code: int, message: str, *, protobuf: bool, retry_after: int | None = None
 ) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return Response(
-        body, status_code=status, media_type=_PROTOBUF if protobuf else _JSON, headers=headers
+        otlp.status_body(code, message, protobuf=protobuf),
+        status_code=status,
+        media_type=otlp.PROTOBUF if protobuf else otlp.JSON,
+        headers=headers,
     )
 
 
@@ -70,55 +53,31 @@ def _answer(
 )
 async def export_logs(request: Request) -> Response:
     """Queue the log records of an OTLP export durably; answer once they are fsynced in the WAL."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    protobuf = content_type == _PROTOBUF
-    if not protobuf and content_type != _JSON:
-        return _answer(
-            otlp.status_body(
-                _INVALID_ARGUMENT,
-                f"Content-Type must be {_PROTOBUF} or {_JSON}, got {content_type or 'none'!r}",
-                protobuf=False,
-            ),
-            415,
-            protobuf=False,
-        )
     limits = _limits(request)
     ingestor: Ingestor = request.app.state.ingestor
+    headers = request.headers
+    content_type = headers.get("content-type", "")
+    protobuf = otlp.media_type(content_type) == otlp.PROTOBUF
     try:
-        body = await _read_body(request, limits)
-        events = otlp.decode_protobuf(body) if protobuf else otlp.decode_json(body)
-        result = await queue_items(events, now=ingestor.clock(), limits=limits, ingestor=ingestor)
-        if result.accepted:
-            request.state.ingested_events = len(result.accepted)  # the rate limit counts events
+        outcome = await ingest_otlp(
+            lambda: read_body(request, limits),
+            content_type=content_type,
+            content_encoding=headers.get("content-encoding", ""),
+            limits=limits,
+            now=ingestor.clock(),
+            ingestor=ingestor,
+        )
     except PayloadTooLarge as exc:
-        return _answer(
-            otlp.status_body(_RESOURCE_EXHAUSTED, exc.message, protobuf=protobuf),
-            413,
-            protobuf=protobuf,
-        )
+        return _error(413, otlp.RESOURCE_EXHAUSTED, exc.message, protobuf=protobuf)
     except ValidationError as exc:
-        return _answer(
-            otlp.status_body(_INVALID_ARGUMENT, exc.message, protobuf=protobuf),
-            400,
-            protobuf=protobuf,
-        )
+        return _error(400, otlp.INVALID_ARGUMENT, exc.message, protobuf=protobuf)
     except Overloaded as exc:
-        return _answer(
-            otlp.status_body(_UNAVAILABLE, str(exc), protobuf=protobuf),
-            503,
-            protobuf=protobuf,
-            retry_after=exc.retry_after,
+        return _error(
+            503, otlp.UNAVAILABLE, str(exc), protobuf=protobuf, retry_after=exc.retry_after
         )
     except StorageError as exc:
-        return _answer(
-            otlp.status_body(_UNAVAILABLE, storage_unavailable_message(exc), protobuf=protobuf),
-            503,
-            protobuf=protobuf,
-            retry_after=5,
-        )
-    message = otlp.partial_success_message(result.rejected)
-    return _answer(
-        otlp.export_response(len(result.rejected), message, protobuf=protobuf),
-        200,
-        protobuf=protobuf,
-    )
+        message = storage_unavailable_message(exc)
+        return _error(503, otlp.UNAVAILABLE, message, protobuf=protobuf, retry_after=5)
+    if outcome.queued:
+        request.state.ingested_events = outcome.queued  # the rate limit counts events
+    return Response(outcome.body, status_code=outcome.status, media_type=outcome.media_type)
