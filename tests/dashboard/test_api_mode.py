@@ -7,8 +7,9 @@ from datetime import datetime
 
 from workbench.catalog.db import get_engine, init_db, session_scope
 from workbench.config import Settings
-from workbench.dashboard.common import Page, PageContext
+from workbench.dashboard.context import PageContext
 from workbench.dashboard.nav import ApiMode
+from workbench.dashboard.page import Page
 from workbench.security.keys import create_key, revoke_key
 
 

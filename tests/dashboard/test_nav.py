@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from tests.dashboard.seed import Seeded
 from workbench.catalog.models import EvaluationRun
 from workbench.config import Settings
-from workbench.dashboard.common import PageContext
+from workbench.dashboard.context import PageContext
 from workbench.dashboard.nav import PAGES, Heartbeat, describe_heartbeat, nav_html
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

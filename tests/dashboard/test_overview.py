@@ -8,7 +8,7 @@ from datetime import datetime
 from tests.dashboard.seed import Seeded
 from workbench.config import Settings
 from workbench.dashboard.charts import PLOTLY_MIME
-from workbench.dashboard.common import FIRST_LOG_CURL, esc
+from workbench.dashboard.format import FIRST_LOG_CURL, esc
 from workbench.dashboard.overview import build_overview
 
 

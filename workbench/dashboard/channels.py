@@ -8,23 +8,13 @@ from typing import Any
 import ipywidgets as widgets
 
 from workbench.catalog.models import Delivery, NotificationChannel
+from workbench.clock import Clock
 from workbench.config import Settings
 from workbench.dashboard import store
-from workbench.dashboard.common import (
-    Clock,
-    EnableToggle,
-    Page,
-    card,
-    cards,
-    cell,
-    esc,
-    field_error,
-    fmt_ts,
-    friendly_error,
-    header_row,
-    truncate,
-    validation_messages,
-)
+from workbench.dashboard.errors import friendly_error, validation_messages
+from workbench.dashboard.format import card, cards, esc, field_error, fmt_ts, truncate
+from workbench.dashboard.page import Page
+from workbench.dashboard.widgets import EnableToggle, cell, header_row
 
 _COLS = ("200px", "380px", "110px", "auto")
 

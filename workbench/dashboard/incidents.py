@@ -12,26 +12,24 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from workbench.catalog.models import AlertIncident, Delivery, IncidentEvent
+from workbench.clock import Clock
 from workbench.config import Settings
 from workbench.dashboard import store
 from workbench.dashboard.charts import show_figure, trend_figure
-from workbench.dashboard.common import (
+from workbench.dashboard.errors import friendly_error
+from workbench.dashboard.format import (
     SEVERITY_COLOURS,
     STATUS_COLOURS,
-    Clock,
-    ErrorBox,
-    Page,
     ago,
     badge,
     card,
     cards,
-    cell,
     esc,
     fmt_ts,
-    friendly_error,
-    header_row,
     status_badge,
 )
+from workbench.dashboard.page import Page
+from workbench.dashboard.widgets import ErrorBox, cell, header_row
 
 STATUS_FILTERS: tuple[tuple[str, str], ...] = (
     ("All", ""),

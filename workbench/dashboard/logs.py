@@ -7,19 +7,19 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from workbench.clock import Clock
 from workbench.config import Settings
 from workbench.dashboard import store
-from workbench.dashboard.common import (
+from workbench.dashboard.errors import friendly_error
+from workbench.dashboard.format import (
     FIRST_LOG_CURL,
-    Clock,
-    Page,
     esc,
     fmt_ts,
-    friendly_error,
     level_badge,
     pretty_json,
     truncate,
 )
+from workbench.dashboard.page import Page
 from workbench.lake.schema import LEVELS
 
 #: label -> span (None = all time)

@@ -9,7 +9,8 @@ import ipywidgets as widgets
 
 from workbench.catalog.models import EvaluationRun
 from workbench.dashboard import store
-from workbench.dashboard.common import PageContext, ago, esc, fmt_age, fmt_ts
+from workbench.dashboard.context import PageContext
+from workbench.dashboard.format import ago, esc, fmt_age, fmt_ts
 
 #: (key, link text, notebook file): the pages, in menu order. Links are relative, so the
 #: dashboard works under any base URL (``/voila/render/<file>``).

@@ -7,21 +7,21 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from workbench.clock import Clock
 from workbench.config import Settings
 from workbench.dashboard import store
 from workbench.dashboard.charts import show_figure, trend_figure
-from workbench.dashboard.common import (
+from workbench.dashboard.errors import friendly_error
+from workbench.dashboard.format import (
     FIRST_LOG_CURL,
     STATUS_COLOURS,
-    Clock,
-    Page,
     ago,
     card,
     cards,
     esc,
-    friendly_error,
     status_badge,
 )
+from workbench.dashboard.page import Page
 
 RANGES: tuple[str, ...] = ("1h", "24h", "7d", "30d", "3m", "6m", "1y")
 ALL_SERVICES = ""

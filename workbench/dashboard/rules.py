@@ -18,26 +18,23 @@ import plotly.graph_objects as go
 
 from workbench.catalog.models import AlertRule
 from workbench.catalog.schemas import RuleCreate, RuleUpdate
+from workbench.clock import Clock
 from workbench.config import Settings
 from workbench.dashboard import store
 from workbench.dashboard.charts import show_figure
-from workbench.dashboard.common import (
+from workbench.dashboard.errors import friendly_error, validation_messages
+from workbench.dashboard.format import (
     SEVERITY_COLOURS,
-    Clock,
-    EnableToggle,
-    Page,
     ago,
     badge,
     card,
     cards,
-    cell,
     esc,
     field_error,
     fmt_ts,
-    friendly_error,
-    header_row,
-    validation_messages,
 )
+from workbench.dashboard.page import Page
+from workbench.dashboard.widgets import EnableToggle, cell, header_row
 from workbench.lake.schema import LEVELS
 
 _COLS = ("240px", "220px", "120px", "140px", "120px", "auto")
