@@ -78,12 +78,7 @@ def test_spark_counts_the_same_errors_per_service(
     assert types[PARTITION_KEY] == "date", types
     assert types["timestamp"] == "timestamp" and types["service"] == "string", types
     assert frame.count() == written
-    rows = (
-        frame.where(F.col("level").isin("error", "fatal"))
-        .groupBy("service")
-        .count()
-        .collect()
-    )
+    rows = frame.where(F.col("level").isin("error", "fatal")).groupBy("service").count().collect()
     counts = {row["service"]: int(row["count"]) for row in rows}
     print(f"spark: {written} events, {len(counts)} services in {time.monotonic() - started:.1f}s")
     assert counts == workbench_error_counts
