@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from workbench.alerting.run import EvaluationFailed, EvaluationLocked, run_notebook
-from workbench.catalog.db import get_engine, init_db
+from workbench.catalog.db import catalog_engine
 from workbench.clock import now as clock_now
 from workbench.config import Settings, get_settings
 from workbench.lake.compaction import HousekeepingResult, SmallFilePolicy, housekeep
@@ -96,7 +96,7 @@ def run_scheduler(
 ) -> int:
     """Run the alert notebook at each boundary until ``stop_event`` is set; return ticks run."""
     stop = stop_event or threading.Event()
-    init_db(get_engine(settings.database_url))
+    catalog_engine(settings.database_url)
     interval = settings.evaluate_interval_s
     ticks = 0
     log.info("scheduler started: every %ss, runs kept in %s", interval, settings.runs_dir)

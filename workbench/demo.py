@@ -272,11 +272,10 @@ def seed_rules(database_url: str, now: datetime) -> bool:
     """Create the demo's alert rules (one per busy demo service) unless rules exist; return if done."""
     from sqlmodel import select
 
-    from workbench.catalog.db import get_engine, init_db, session_scope
+    from workbench.catalog.db import catalog_engine, session_scope
     from workbench.catalog.models import AlertRule
 
-    engine = get_engine(database_url)
-    init_db(engine)
+    engine = catalog_engine(database_url)
     # The services demo.generate and demo_traffic use; the first gets demo_traffic's bursts.
     names = service_names(8)[:4]
     with session_scope(engine) as session:

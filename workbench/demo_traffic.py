@@ -73,14 +73,13 @@ def ingest_key(settings: Settings, *, now: datetime) -> str:
     A new key is stored (mode 0600) before it is returned, so a restarted demo
     traffic reuses it instead of creating another.
     """
-    from workbench.catalog.db import get_engine, init_db, session_scope
+    from workbench.catalog.db import catalog_engine, session_scope
     from workbench.security.keys import create_key
 
     path = settings.data_dir / KEY_FILE
     if path.exists():
         return path.read_text().strip()
-    engine = get_engine(settings.database_url)
-    init_db(engine)
+    engine = catalog_engine(settings.database_url)
     with session_scope(engine) as session:
         _, token = create_key(session=session, name=KEY_NAME, scopes=["ingest"], now=now)
     tmp = path.with_suffix(".tmp")

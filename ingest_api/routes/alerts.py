@@ -12,9 +12,7 @@ input; a well-formed id that does not exist is ``404``. See ``docs/catalog.md``.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -22,8 +20,9 @@ from fastapi import status as http_status
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.engine import Engine
 
+from workbench import clock
 from workbench.catalog import channels, incidents, rules, runs, silences
-from workbench.catalog.db import get_engine, init_db, session_scope
+from workbench.catalog.db import catalog_engine, session_scope
 from workbench.catalog.schemas import (
     ChannelCreate,
     ChannelPublic,
@@ -49,33 +48,19 @@ from workbench.security.webhooks import mask_target
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
-_migrated: set[str] = set()
-_migrate_lock = threading.Lock()
-
 UPDATED = {"status": "updated"}
 DELETED = {"status": "deleted"}
 OK = {"ok": True}
 
 
-def catalog_engine(request: Request) -> Engine:
+def request_engine(request: Request) -> Engine:
     """Return the catalog engine of the app's settings, migrated once per process."""
-    settings: Settings = request.app.state.settings
-    engine = get_engine(settings.database_url)
-    # The lifespan normally migrates at start-up; this keeps the routes correct
-    # when the app is built without it (tests, embedding) at the cost of one check.
-    if settings.database_url not in _migrated:
-        with _migrate_lock:
-            if settings.database_url not in _migrated:
-                init_db(engine)
-                _migrated.add(settings.database_url)
-    return engine
+    # The lifespan normally migrates at start-up; catalog_engine keeps the routes
+    # correct when the app is built without it (tests, embedding).
+    return catalog_engine(request.app.state.settings.database_url)
 
 
-EngineDep = Annotated[Engine, Depends(catalog_engine)]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+EngineDep = Annotated[Engine, Depends(request_engine)]
 
 
 def _shows_targets(request: Request) -> bool:
@@ -111,7 +96,7 @@ def list_rules(engine: EngineDep) -> list[RulePublic]:
 def create_rule(engine: EngineDep, body: RuleCreate) -> RulePublic:
     """Create an alert rule; answers 201 with the rule."""
     with session_scope(engine) as session:
-        return RulePublic.model_validate(rules.create_rule(session=session, data=body, now=_now()))
+        return RulePublic.model_validate(rules.create_rule(session=session, data=body, now=clock.now()))
 
 
 @router.get("/rules/{id}", response_model=RulePublic)
@@ -125,7 +110,7 @@ def get_rule(engine: EngineDep, id: uuid.UUID) -> RulePublic:
 def update_rule(engine: EngineDep, id: uuid.UUID, body: RuleUpdate) -> dict[str, str]:
     """Toggle (``{"enabled": bool}``) or change an alert rule."""
     with session_scope(engine) as session:
-        rules.update_rule(session=session, rule_id=id, data=body, now=_now())
+        rules.update_rule(session=session, rule_id=id, data=body, now=clock.now())
     return UPDATED
 
 
@@ -133,7 +118,7 @@ def update_rule(engine: EngineDep, id: uuid.UUID, body: RuleUpdate) -> dict[str,
 def delete_rule(engine: EngineDep, id: uuid.UUID) -> dict[str, str]:
     """Delete an alert rule; its active incidents are resolved, all its incidents stay."""
     with session_scope(engine) as session:
-        rules.delete_rule(session=session, rule_id=id, now=_now())
+        rules.delete_rule(session=session, rule_id=id, now=clock.now())
     return DELETED
 
 
@@ -167,7 +152,7 @@ def create_channel(request: Request, engine: EngineDep, body: ChannelCreate) -> 
     allow_private = request.app.state.settings.allow_private_webhooks
     with session_scope(engine) as session:
         channel = channels.create_channel(
-            session=session, data=body, now=_now(), allow_private=allow_private
+            session=session, data=body, now=clock.now(), allow_private=allow_private
         )
         return ChannelPublic.model_validate(channel)
 
@@ -205,7 +190,7 @@ def test_channel(request: Request, engine: EngineDep, id: uuid.UUID) -> Any:
         delivery = send_test(
             session=session,
             channel=channel,
-            now=_now(),
+            now=clock.now(),
             dashboard_url=settings.dashboard_url,
             allow_private=settings.allow_private_webhooks,
         )
@@ -284,7 +269,7 @@ def acknowledge_incident(
     """Acknowledge an open incident (idempotent); 409 with the current status if resolved."""
     actor = (body.actor if body else None) or "api"
     with session_scope(engine) as session:
-        incidents.acknowledge_incident(session=session, incident_id=id, actor=actor, now=_now())
+        incidents.acknowledge_incident(session=session, incident_id=id, actor=actor, now=clock.now())
     return OK
 
 
@@ -293,7 +278,7 @@ def resolve_incident(engine: EngineDep, id: uuid.UUID, body: ActionBody = None) 
     """Resolve an open or acknowledged incident (idempotent)."""
     actor = (body.actor if body else None) or "api"
     with session_scope(engine) as session:
-        incidents.resolve_incident(session=session, incident_id=id, actor=actor, now=_now())
+        incidents.resolve_incident(session=session, incident_id=id, actor=actor, now=clock.now())
     return OK
 
 
@@ -307,7 +292,7 @@ def list_silences(
     """List silences, latest ending first; ``?active=true`` for those in force now."""
     with session_scope(engine) as session:
         found = (
-            silences.active_silences(session=session, now=_now())
+            silences.active_silences(session=session, now=clock.now())
             if active
             else silences.list_silences(session=session, limit=limit)
         )
@@ -319,7 +304,7 @@ def create_silence(engine: EngineDep, body: SilenceCreate) -> SilencePublic:
     """Create a silence; answers 201 with it."""
     with session_scope(engine) as session:
         return SilencePublic.model_validate(
-            silences.create_silence(session=session, data=body, now=_now())
+            silences.create_silence(session=session, data=body, now=clock.now())
         )
 
 

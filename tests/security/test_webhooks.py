@@ -10,12 +10,9 @@ import httpcore
 import httpx
 import pytest
 
+from workbench.catalog.webhook_targets import check_webhook_target
 from workbench.errors import ValidationError
-from workbench.security.webhooks import (
-    check_webhook_target,
-    public_only_transport,
-    read_bounded,
-)
+from workbench.security.webhooks import public_only_transport, read_bounded
 
 
 def fake_resolver(*answers: str) -> Any:
@@ -51,12 +48,12 @@ def test_public_https_target_is_allowed() -> None:
     "url", ["ftp://example.com/x", "file:///etc/passwd", "gopher://x", "javascript:alert(1)", "example.com/x"]
 )
 def test_only_http_and_https(url: str) -> None:
-    assert "scheme" in _refused(url)
+    assert _refused(url) == "URL must start with http:// or https://"
 
 
 @pytest.mark.parametrize("url", ["http://", "https:///path", "http://:80/"])
 def test_host_required(url: str) -> None:
-    assert "no host" in _refused(url)
+    assert _refused(url) == "URL must name a host"
 
 
 def test_credentials_in_url_refused() -> None:
@@ -194,7 +191,7 @@ def test_allowed_with_allow_private_without_resolving(url: str) -> None:
 
 def test_scheme_still_checked_with_allow_private() -> None:
     with pytest.raises(ValidationError):
-        check_webhook_target("file:///etc/passwd", allow_private=True)
+        check_webhook_target("file:///etc/passwd", allow_private=True, resolver=None)
 
 
 # --- the transport: connect only to checked addresses --------------------------------
@@ -277,8 +274,16 @@ PRIVATE_TARGETS = [
     "http://127.0.0.1:9000/hook",
     "http://169.254.169.254/latest/meta-data/",
     "http://localhost:9000/hook",
-    "http://{loopback_name}:9000/hook",  # refused after a real DNS (hosts file) lookup
 ]
+
+
+def test_send_time_check_refuses_a_name_resolving_to_loopback() -> None:
+    """Proves: before a send the rule resolves the name for real (hosts file) and refuses
+    a loopback answer; a save does not resolve (``test_saving_a_channel_does_no_dns``)."""
+    url = _target("http://{loopback_name}:9000/hook")
+    with pytest.raises(ValidationError, match="Invalid webhook target") as err:
+        check_webhook_target(url, allow_private=False, resolver=socket.getaddrinfo)
+    assert "not public" in err.value.details["target"][0]
 
 
 def _target(template: str) -> str:
@@ -414,3 +419,44 @@ def test_read_bounded_stops_at_the_time_bound() -> None:
     with httpx.Client(transport=big) as client, client.stream("POST", "http://h/") as response:
         got = read_bounded(response, 1_000_000, max_seconds=0.3)
     assert 0 < len(got) < 20 and time.monotonic() - started < 2
+
+
+# --- one rule: syntax and literal addresses at save, DNS only at send -----------------
+
+
+def _no_dns(*_: Any, **__: Any) -> Any:
+    raise AssertionError("socket.getaddrinfo called while saving a channel")
+
+
+def test_saving_a_channel_does_no_dns(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proves: create and update with private targets refused do not resolve the host
+    (a name that does not resolve is stored); literal private addresses are still refused."""
+    from tests.security.conftest import NOW
+    from workbench.catalog import channels
+    from workbench.catalog.db import session_scope
+    from workbench.catalog.schemas import ChannelCreate, ChannelUpdate
+
+    monkeypatch.setattr(socket, "getaddrinfo", _no_dns)
+    with session_scope(engine) as session:
+        saved = channels.create_channel(
+            session=session, data=ChannelCreate(target="http://no-such-host.invalid/hook"),
+            now=NOW, allow_private=False,
+        )
+        assert saved.target == "http://no-such-host.invalid/hook"
+        channels.update_channel(
+            session=session, channel_id=saved.id,
+            data=ChannelUpdate(target="https://hooks.example.com/x"), allow_private=False,
+        )
+        with pytest.raises(ValidationError, match="Invalid channel") as err:
+            channels.create_channel(
+                session=session, data=ChannelCreate(target="http://10.0.0.1/hook"), now=NOW,
+                allow_private=False,
+            )
+        assert "not public" in err.value.details["target"][0]
+
+
+def test_send_time_check_resolves_the_name() -> None:
+    """Proves: at send the same rule also resolves the name and refuses a private answer."""
+    assert "resolves to 10.0.0.7" in _refused(
+        "http://no-such-host.invalid/hook", resolver=fake_resolver("10.0.0.7")
+    )

@@ -13,7 +13,7 @@ same transaction as the incident change; :func:`deliver_due` sends what is due:
   so a re-run of an old minute passes the receiver's own age check;
 * a row whose channel was disabled or deleted after it was queued -> ``failed``, not sent;
 * webhook safety (``docs/security.md``): the target is checked again right before
-  each send (:func:`~workbench.security.webhooks.check_webhook_target`; a refused
+  each send (:func:`~workbench.catalog.webhook_targets.check_webhook_target`; a refused
   target -> ``failed`` with ``refused: <reason>``, never retried); redirects are never
   followed (a 3xx is a failed attempt); at most ``WORKBENCH_WEBHOOK_MAX_RESPONSE_BYTES``
   of an answer are read; with private targets disallowed the connection goes through
@@ -33,6 +33,7 @@ receivers dedupe on the ``X-Workbench-Delivery`` header (the delivery id).
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,9 +55,10 @@ from workbench.alerting.payload import (
 )
 from workbench.catalog import models as m
 from workbench.catalog.db import session_scope
+from workbench.catalog.webhook_targets import check_webhook_target
 from workbench.clock import now as clock_now
 from workbench.errors import ValidationError
-from workbench.security.webhooks import check_webhook_target, public_only_transport, read_bounded
+from workbench.security.webhooks import public_only_transport, read_bounded
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -157,7 +159,11 @@ def post(
     tick's time; the signature's timestamp is ``clock()``, read right before sending.
     """
     try:
-        check_webhook_target(url, allow_private=_or_setting(allow_private, "allow_private_webhooks"))
+        check_webhook_target(
+            url,
+            allow_private=_or_setting(allow_private, "allow_private_webhooks"),
+            resolver=socket.getaddrinfo,
+        )
     except ValidationError as exc:
         reason = "; ".join(exc.details.get("target", [])) or exc.message
         return Attempt(delivery_id, False, None, f"{REFUSED}{reason}"[:2000], final=True)

@@ -11,19 +11,19 @@ from sqlmodel import Session, col, select
 from workbench.catalog._common import load, require_aware
 from workbench.catalog.models import NotificationChannel
 from workbench.catalog.schemas import ChannelCreate, ChannelUpdate
+from workbench.catalog.webhook_targets import check_webhook_target
 from workbench.errors import ValidationError
-from workbench.security.webhooks import check_webhook_target
 
 
 def _check_target(url: str, allow_private: bool) -> None:
     """Return if ``url`` may be a channel target; ValidationError naming ``target`` otherwise.
 
-    The one rule lives in :func:`workbench.security.webhooks.check_webhook_target`
-    (the notifier applies it again before every send); here it only gets the
-    channel's error message.
+    The one rule lives in :func:`workbench.catalog.webhook_targets.check_webhook_target`;
+    a save applies it without DNS (the notifier applies it again, resolving the
+    name, before every send); here it only gets the channel's error message.
     """
     try:
-        check_webhook_target(url, allow_private=allow_private)
+        check_webhook_target(url, allow_private=allow_private, resolver=None)
     except ValidationError as exc:
         raise ValidationError("Invalid channel", exc.details) from None
 

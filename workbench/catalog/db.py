@@ -2,8 +2,9 @@
 
 The schema is owned by Alembic: the migrations ship inside the package
 (``workbench/catalog/migrations``) and :func:`init_db` runs ``alembic upgrade head``
-programmatically, so every entry point (API, scheduler, notebooks, CLI) brings
-the database to the version its code expects. See ``docs/catalog.md``.
+programmatically; every entry point (API, scheduler, notebooks, CLI) opens the
+catalog with :func:`catalog_engine`, which migrates it once per process and URL,
+so the database is at the version its code expects. See ``docs/catalog.md``.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ BASELINE_REVISION = "0001"
 # Arbitrary but fixed: every process migrating one PostgreSQL database takes this lock.
 _PG_MIGRATION_LOCK_KEY = 0x5742_4341_5441_4C47  # "WBCATALG"
 
+# The one engine cache of the process: an engine per URL, and the URLs migrated so far.
 _engines: dict[str, Engine] = {}
+_migrated: set[str] = set()
 _lock = threading.Lock()
+_migrate_lock = threading.Lock()
 
 
 # What a person should write instead of a URL the catalog cannot use.
@@ -71,21 +75,29 @@ def get_engine(database_url: str) -> Engine:
         return engine
 
 
-def prepare_catalog(database_url: str) -> Engine:
-    """Return the engine for ``database_url`` with its schema migrated: the start-up check.
+def catalog_engine(database_url: str) -> Engine:
+    """Return the engine for ``database_url`` with its schema migrated, once per process and URL.
 
-    Raises ConfigError or StorageError with one line naming the fix (a missing
-    database, an unreachable server, an unusable URL) instead of a traceback.
+    Every entry point (API, scheduler, dashboard, CLI, demo) opens the catalog
+    here; the first call per URL runs :func:`init_db`, later calls only look it up
+    (thread-safe). Raises ConfigError or StorageError with one line naming the fix
+    (a missing database, an unreachable server, an unusable URL) instead of a traceback.
     """
     engine = get_engine(database_url)
-    init_db(engine)
+    if database_url in _migrated:
+        return engine
+    with _migrate_lock:
+        if database_url not in _migrated:
+            init_db(engine)
+            _migrated.add(database_url)
     return engine
 
 
 def dispose_engine(database_url: str) -> None:
     """Close and forget the process-wide engine for ``database_url`` (tests, database drops)."""
-    with _lock:
+    with _migrate_lock, _lock:
         engine = _engines.pop(database_url, None)
+        _migrated.discard(database_url)
     if engine is not None:
         engine.dispose()
 
@@ -108,13 +120,22 @@ def _create(database_url: sa.URL) -> Engine:
     return sa.create_engine(database_url, pool_pre_ping=True)
 
 
-def alembic_config(connection: Connection | None = None, database_url: str | None = None) -> Config:
-    """Return an Alembic config for the packaged migrations, bound to a connection or a URL."""
+def alembic_config(
+    connection: Connection | None = None,
+    database_url: str | None = None,
+    *,
+    migrations_dir: Path = MIGRATIONS_DIR,
+) -> Config:
+    """Return an Alembic config for packaged migrations, bound to a connection or a URL.
+
+    ``migrations_dir`` defaults to the catalog's; the mirror state passes its own
+    (``workbench/mirror/migrations``).
+    """
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir))
     # "os": several version locations are joined with os.pathsep (paths may hold spaces).
     cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
+    cfg.set_main_option("version_locations", str(migrations_dir / "versions"))
     if database_url is not None:
         # ConfigParser interpolation: a literal "%" in a password must be doubled.
         url = catalog_url(database_url).render_as_string(hide_password=False)
@@ -125,27 +146,38 @@ def alembic_config(connection: Connection | None = None, database_url: str | Non
 
 
 def init_db(engine: Engine) -> None:
-    """Bring the schema to the latest migration (creates it on an empty database; keeps data).
+    """Bring the catalog schema to the latest migration (creates it on an empty database; keeps data).
 
-    Safe to call from several processes at once: PostgreSQL serialises on an
-    advisory lock held for the migration transaction, a SQLite file on a lock file
-    beside it. A database created before migrations existed (``create_all``) is
-    stamped at the baseline revision first, then upgraded.
+    Callers open the catalog with :func:`catalog_engine`, which runs this once per
+    process and URL. Safe to call from several processes at once (see
+    :func:`migrate`). A database created before migrations existed (``create_all``)
+    is stamped at the baseline revision first, then upgraded.
     """
     try:
-        with _migration_file_lock(engine), engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                # Transaction-scoped: released by the commit/rollback below, even on a crash.
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY}
-                )
-            cfg = alembic_config(connection=conn)
-            if _is_unversioned_baseline(conn):
-                command.stamp(cfg, BASELINE_REVISION)
-            command.upgrade(cfg, "head")
-            conn.commit()
+        migrate(engine, MIGRATIONS_DIR, baseline=(BASELINE_REVISION, "alert_rules"))
     except sa.exc.OperationalError as exc:
         raise catalog_unavailable(engine, exc) from exc
+
+
+def migrate(engine: Engine, migrations_dir: Path, *, baseline: tuple[str, str]) -> None:
+    """Run ``alembic upgrade head`` of ``migrations_dir`` on ``engine``'s database.
+
+    ``baseline`` is ``(revision, table)``: a database that has ``table`` but no
+    ``alembic_version`` (made before migrations existed) is stamped at
+    ``revision`` first, keeping its rows. Several processes at once are
+    serialised: PostgreSQL on an advisory lock held for the migration
+    transaction, a SQLite file on a lock file beside it.
+    """
+    with _migration_file_lock(engine), engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # Transaction-scoped: released by the commit/rollback below, even on a crash.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY})
+        cfg = alembic_config(connection=conn, migrations_dir=migrations_dir)
+        revision, table = baseline
+        if _is_unversioned(conn, table):
+            command.stamp(cfg, revision)
+        command.upgrade(cfg, "head")
+        conn.commit()
 
 
 def catalog_unavailable(engine: Engine, exc: sa.exc.OperationalError) -> StorageError:
@@ -179,9 +211,9 @@ def catalog_unavailable(engine: Engine, exc: sa.exc.OperationalError) -> Storage
     return StorageError(f"catalog database (DATABASE_URL={shown}) failed: {first}")
 
 
-def _is_unversioned_baseline(conn: Connection) -> bool:
+def _is_unversioned(conn: Connection, table: str) -> bool:
     tables = set(sa.inspect(conn).get_table_names())
-    return "alembic_version" not in tables and "alert_rules" in tables
+    return "alembic_version" not in tables and table in tables
 
 
 def _migration_file_lock(engine: Engine) -> AbstractContextManager[object]:

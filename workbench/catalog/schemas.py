@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from workbench.catalog.webhook_targets import check_webhook_url
 
 Level = Literal["debug", "info", "warn", "error", "fatal"]
 Severity = Literal["critical", "warning", "info"]
@@ -163,23 +164,6 @@ class RulePublic(_Edge):
 
 
 # ---------------------------------------------------------------- channels
-
-
-def check_webhook_url(value: str) -> str:
-    """Return ``value`` if it is an absolute http(s) URL with a host, else raise ValueError."""
-    if any(c.isspace() for c in value):
-        raise ValueError("URL must not contain whitespace")
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError("URL must start with http:// or https://")
-    try:
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
-    except ValueError as exc:
-        raise ValueError(f"invalid URL: {exc}") from exc
-    if not host:
-        raise ValueError("URL must name a host")
-    return value
 
 
 class ChannelCreate(_Input):

@@ -13,11 +13,9 @@ from workbench.config import get_settings
 
 
 def _engine() -> Engine:
-    from workbench.catalog.db import get_engine, init_db
+    from workbench.catalog.db import catalog_engine
 
-    engine = get_engine(get_settings().database_url)
-    init_db(engine)
-    return engine
+    return catalog_engine(get_settings().database_url)
 
 
 def _when(t: datetime | None) -> str:

@@ -26,12 +26,12 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
     import uvicorn
 
     from ingest_api.lifecycle import GC_FREEZE_ENV
-    from workbench.catalog.db import prepare_catalog
+    from workbench.catalog.db import catalog_engine
     from workbench.logs_config import uvicorn_log_config
 
     settings = get_settings()
     bind_check(settings, host or settings.host)  # beyond loopback only with API keys
-    prepare_catalog(settings.database_url)  # a missing database: one line naming the fix
+    catalog_engine(settings.database_url)  # a missing database: one line naming the fix
     os.environ.setdefault(GC_FREEZE_ENV, "1")  # inherited by worker processes
     uvicorn.run(
         "ingest_api.app:create_app",

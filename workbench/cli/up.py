@@ -127,10 +127,10 @@ def check_ports(host: str, ports: dict[str, int]) -> None:
 
 def seed_demo(settings: Settings, now: datetime) -> str | None:
     """Write demo logs and example rules when the lake is empty; return what was done."""
-    from workbench.catalog.db import get_engine, init_db
+    from workbench.catalog.db import catalog_engine
     from workbench.lake.reader import visible_files
 
-    init_db(get_engine(settings.database_url))
+    catalog_engine(settings.database_url)
     if visible_files(settings.lake_url):
         return None
     from workbench import demo
@@ -178,9 +178,9 @@ def up_command(
         if done:
             click.echo(f"workbench: {done}")
     else:
-        from workbench.catalog.db import get_engine, init_db
+        from workbench.catalog.db import catalog_engine
 
-        init_db(get_engine(settings.database_url))
+        catalog_engine(settings.database_url)
 
     env = dict(os.environ)
     env["WORKBENCH_DATA_DIR"] = str(settings.data_dir)

@@ -7,7 +7,6 @@ the only query written here is the incident summary count.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from workbench.alerting import backtest as backtest_mod
@@ -26,7 +24,7 @@ from workbench.catalog import channels as channels_mod
 from workbench.catalog import incidents as incidents_mod
 from workbench.catalog import rules as rules_mod
 from workbench.catalog import runs as runs_mod
-from workbench.catalog.db import get_engine, init_db, session_scope
+from workbench.catalog.db import catalog_engine, session_scope
 from workbench.catalog.models import (
     ACTIVE_STATUSES,
     AlertIncident,
@@ -44,20 +42,6 @@ from workbench.query import services as query_services
 from workbench.query import trends as query_trends
 from workbench.query.types import SearchQuery
 
-_ready: set[str] = set()
-_ready_lock = threading.Lock()
-
-
-def engine_for(settings: Settings) -> Engine:
-    """Return the catalog engine, creating the schema on first use (embedded SQLite start)."""
-    engine = get_engine(settings.database_url)
-    if settings.database_url not in _ready:
-        with _ready_lock:
-            if settings.database_url not in _ready:
-                init_db(engine)
-                _ready.add(settings.database_url)
-    return engine
-
 
 def prepare(settings: Settings) -> None:
     """Open the catalog (migrating it if needed) ahead of the first request; never raises.
@@ -66,7 +50,7 @@ def prepare(settings: Settings) -> None:
     first page view does not pay for connecting and checking the schema.
     """
     try:
-        with session_scope(engine_for(settings)) as session:
+        with session_scope(catalog_engine(settings.database_url)) as session:
             session.exec(select(EvaluationRun.id).limit(1)).first()
     except Exception:  # the page itself reports an unreachable catalog, in words
         pass
@@ -75,7 +59,7 @@ def prepare(settings: Settings) -> None:
 @contextmanager
 def session_for(settings: Settings) -> Iterator[Session]:
     """Yield a catalog session that commits on success."""
-    with session_scope(engine_for(settings)) as session:
+    with session_scope(catalog_engine(settings.database_url)) as session:
         yield session
 
 
@@ -345,7 +329,6 @@ __all__ = [
     "create_channel",
     "create_rule",
     "delete_rule",
-    "engine_for",
     "error_trend",
     "get_incident",
     "incident_counts",

@@ -143,11 +143,10 @@ def bind_check(settings: Settings, host: str) -> None:
     """
     if is_loopback_host(host):
         return
-    from workbench.catalog.db import get_engine, init_db, session_scope
+    from workbench.catalog.db import catalog_engine, session_scope
     from workbench.security.keys import active_keys_exist
 
-    engine = get_engine(settings.database_url)
-    init_db(engine)
+    engine = catalog_engine(settings.database_url)
     with session_scope(engine) as session:
         if active_keys_exist(session=session):
             return
