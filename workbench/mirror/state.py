@@ -16,6 +16,10 @@ Tables:
 * ``failures``: events Elasticsearch rejected permanently (mapping conflicts…),
   with the reason; cleared for an event when a later send (backfill) succeeds.
 * ``meta``: heartbeat and last error, for status and health.
+
+The schema is under Alembic migrations (``workbench/mirror/migrations``), run
+when the state is opened (:func:`migrate_state`); a file made before them is
+adopted as it is.
 """
 
 from __future__ import annotations
@@ -31,32 +35,28 @@ from pathlib import Path
 
 from workbench.config import Settings
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY,
-    day TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    sent INTEGER NOT NULL,
-    mirrored_at REAL NOT NULL,
-    covers TEXT
-);
-CREATE INDEX IF NOT EXISTS files_day ON files(day);
-CREATE TABLE IF NOT EXISTS failures (
-    event_id TEXT PRIMARY KEY,
-    index_name TEXT NOT NULL,
-    file TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    error_type TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    first_at REAL NOT NULL,
-    last_at REAL NOT NULL,
-    attempts INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT
-);
-"""
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# A state file made before migrations existed holds these tables at this revision.
+_BASELINE = ("0001", "files")
+
+
+def migrate_state(path: Path) -> None:
+    """Bring the state database at ``path`` to the latest migration (creating it if new).
+
+    The schema lives in ``workbench/mirror/migrations`` (Alembic, like the
+    catalog's); a file made before them (no ``alembic_version``) is stamped at the
+    first revision, keeping its rows. Concurrent openers are serialised by a lock
+    file beside the database (``workbench.catalog.db.migrate``).
+    """
+    import sqlalchemy as sa
+
+    from workbench.catalog.db import migrate
+
+    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
+    try:
+        migrate(engine, MIGRATIONS_DIR, baseline=_BASELINE)
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +96,13 @@ class MirrorState:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        migrate_state(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a batch recorded as mirrored must stay recorded after power loss,
         # otherwise status would under-report; NORMAL could lose the last commit.
         self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
-        self._conn.commit()
 
     def close(self) -> None:
         """Close the database connection."""
