@@ -39,11 +39,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 TIMINGS = ROOT / "test-artifacts" / "dashboard-timings.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 PAGES = ("overview", "logs", "incidents", "rules", "notifications")
 REFRESH_S = 5
 LOAD_TIMEOUT_MS = 60_000
@@ -97,30 +92,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sett
         dispose_engine(settings.database_url)
         TIMINGS.parent.mkdir(parents=True, exist_ok=True)
         TIMINGS.write_text(json.dumps(_timings, indent=2))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium through Playwright."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser tab."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
-    tab = ctx.new_page()
-    try:
-        yield tab
-    finally:
-        ctx.close()
 
 
 def _open(page: Any, base: str, key: str, query: str = "") -> float:

@@ -1,7 +1,8 @@
 """In a real browser: edit an existing rule on the Alert rules page; an empty filtered Incidents list.
 
-Reuses the Voilà server, Chromium and tab fixtures of ``test_dashboard_e2e.py``
-(this module gets its own server over its own seeded data directory).
+Reuses the Voilà server fixture of ``test_dashboard_e2e.py`` (this module gets its own
+server over its own seeded data directory); Chromium and the tab come from
+``tests/browser_helpers.py`` through ``tests/browser/conftest.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_dashboard_e2e import _open, browser, page, server  # noqa: F401
+from tests.browser.test_dashboard_e2e import _open, server  # noqa: F401
 from tests.dashboard.seed import Seeded
 from workbench.catalog.db import get_engine, session_scope
 from workbench.catalog.models import AlertRule

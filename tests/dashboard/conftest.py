@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.browser_helpers import browser
 from tests.dashboard.seed import Seeded, seed_catalog
 from workbench.catalog.db import dispose_engine
 from workbench.config import Settings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+__all__ = ["browser"]  # Chromium for the kernel-lifetime tests, defined once
 
 
 @pytest.fixture

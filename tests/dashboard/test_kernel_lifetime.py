@@ -34,11 +34,6 @@ from workbench.dashboard.serve import dashboard_command, start_dashboard
 from workbench.notebooks import dashboard_dir as notebooks_dir
 from workbench.security import host_header_allowed as host_allowed
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 GRACE_S = 15.0  # WORKBENCH_DASHBOARD_PAGE_GRACE_SECONDS for the live server (default 45)
 PAGE = "/voila/render/overview.ipynb"
 SETTLE_S = 90.0  # bound on waiting for kernels to go (grace + reaping + shutdown, loaded CI)
@@ -213,18 +208,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     with _start(tmp_path_factory.mktemp("kernels"), dashboard_page_grace_s=GRACE_S,
                 dashboard_max_kernels=6, allowed_hosts="dash.example") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _back_to_the_pool(live: Live, what: str) -> None:

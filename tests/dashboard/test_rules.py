@@ -15,7 +15,15 @@ from workbench.catalog.models import AlertIncident, AlertRule, IncidentEvent
 from workbench.catalog.schemas import RuleUpdate
 from workbench.config import Settings
 from workbench.dashboard import store
-from workbench.dashboard.rules import build_rules
+from workbench.dashboard.rules import RulesPage, build_rules
+
+
+@pytest.fixture
+def page(settings: Settings, world: Seeded, clock: Callable[[], datetime]) -> RulesPage:
+    """The Alert rules page over the seeded world, loaded once."""
+    page = build_rules(settings, clock=clock)
+    page.refresh()
+    return page
 
 
 def _rules(settings: Settings) -> list[AlertRule]:
@@ -24,10 +32,8 @@ def _rules(settings: Settings) -> list[AlertRule]:
 
 
 def test_bad_threshold_shows_inline_error_and_creates_nothing(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     page.form.service.value = "auth-service"
     page.form.threshold.value = "0"
     page.form.create_button.click()
@@ -40,11 +46,7 @@ def test_bad_threshold_shows_inline_error_and_creates_nothing(
     assert len(_rules(settings)) == 2
 
 
-def test_valid_rule_is_created_and_listed(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
-) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
+def test_valid_rule_is_created_and_listed(settings: Settings, page: RulesPage) -> None:
     page.form.name.value = "api burst"
     page.form.service.value = "api"
     page.form.threshold.value = "25"
@@ -57,9 +59,7 @@ def test_valid_rule_is_created_and_listed(
     assert len(page.rows) == 3 and '>3<' in page.summary.value
 
 
-def test_toggle_persists(settings: Settings, world: Seeded, clock: Callable[[], datetime]) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
+def test_toggle_persists(settings: Settings, world: Seeded, page: RulesPage) -> None:
     row = page.rows[world.rules[0]]
     assert row.toggle.value is True
     row.toggle.value = False
@@ -67,11 +67,7 @@ def test_toggle_persists(settings: Settings, world: Seeded, clock: Callable[[], 
     assert row.toggle.description == "Disabled"
 
 
-def test_delete_needs_confirmation(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
-) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
+def test_delete_needs_confirmation(settings: Settings, world: Seeded, page: RulesPage) -> None:
     row = page.rows[world.rules[1]]
     row.delete_button.click()
     assert row.confirm.layout.display is None
@@ -85,10 +81,8 @@ def test_delete_needs_confirmation(
 
 
 def test_backtest_runs_the_unsaved_rule_and_saves_nothing(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     page.form.service.value = "auth-service"
     page.form.threshold.value = "5"
     page.form.window.value = "5"
@@ -104,11 +98,7 @@ def test_backtest_runs_the_unsaved_rule_and_saves_nothing(
     assert not page.form.backtest_button.disabled
 
 
-def test_backtest_with_bad_form_shows_errors(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
-) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
+def test_backtest_with_bad_form_shows_errors(settings: Settings, page: RulesPage) -> None:
     page.form.service.value = ""
     page.form.backtest_button.click()
     assert page.form.errors["service"].value != ""
@@ -128,10 +118,8 @@ def _last_event(settings: Settings, incident_id: uuid.UUID) -> IncidentEvent:
 
 
 def test_deleting_a_rule_resolves_its_open_incident_as_the_api_does(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, world: Seeded, clock: Callable[[], datetime], page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     row = page.rows[world.rules[0]]  # the rule behind world.open_incident
     row.delete_button.click()
     row.confirm_button.click()
@@ -175,10 +163,8 @@ def _rule(settings: Settings, rule_id: uuid.UUID) -> AlertRule:
 
 
 def test_edit_opens_prefilled_and_saves_threshold_window_cooldown_auto_resolve(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, world: Seeded, clock: Callable[[], datetime], page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     row = page.rows[world.rules[0]]
     assert row.editor.widget.layout.display == "none"
     row.edit_button.click()
@@ -203,10 +189,8 @@ def test_edit_opens_prefilled_and_saves_threshold_window_cooldown_auto_resolve(
 
 
 def test_edit_levels_resolves_the_open_incident_and_says_so(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, world: Seeded, page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     row = page.rows[world.rules[0]]
     row.edit_button.click()
     assert "resolves its open incident" in row.editor.note.value
@@ -221,10 +205,8 @@ def test_edit_levels_resolves_the_open_incident_and_says_so(
 
 
 def test_edit_with_bad_values_shows_inline_errors_and_saves_nothing(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, world: Seeded, page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     row = page.rows[world.rules[0]]
     row.edit_button.click()
     ed = row.editor
@@ -245,10 +227,8 @@ def test_edit_with_bad_values_shows_inline_errors_and_saves_nothing(
 
 
 def test_edit_cancel_and_unchanged_save_change_nothing(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, world: Seeded, page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     row = page.rows[world.rules[1]]
     before = _rule(settings, world.rules[1])
     row.edit_button.click()
@@ -263,10 +243,8 @@ def test_edit_cancel_and_unchanged_save_change_nothing(
 
 
 def test_the_create_form_and_the_editor_share_one_field_builder(
-    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+    settings: Settings, world: Seeded, page: RulesPage
 ) -> None:
-    page = build_rules(settings, clock=clock)
-    page.refresh()
     row = page.rows[world.rules[0]]
     shared = {"threshold", "window_minutes", "cooldown_minutes", "auto_resolve_minutes", "levels"}
     assert shared <= set(page.form.fields.inputs) and set(row.editor.fields.inputs) == shared
