@@ -71,3 +71,19 @@ def test_check_ports_names_the_option_of_a_busy_or_repeated_port(busy_port: int)
         check_ports("127.0.0.1", {"--port": free, "--dashboard-port": busy_port})
     with pytest.raises(ConfigError, match=f"--dashboard-port {free} is the same port as --port"):
         check_ports("127.0.0.1", {"--port": free, "--dashboard-port": free})
+
+
+def test_up_without_the_dashboard_extra_names_it_before_starting(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import dashboard, main
+
+    monkeypatch.setattr(dashboard, "DASHBOARD_MODULES", ("voila_is_not_installed",))
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(main, ["up", "--no-scheduler", "--port", str(free_port())])
+    assert result.exit_code == 2
+    assert "pip install 'log-workbench[dashboard]'" in result.output
+    assert "--no-dashboard" in result.output
+    assert "all parts started" not in result.output

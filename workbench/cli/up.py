@@ -19,10 +19,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
+from workbench import clock
+from workbench.cli.dashboard import require_dashboard_extra
 from workbench.config import Settings, get_settings
 from workbench.errors import ConfigError
 from workbench.security import bind_check
@@ -166,13 +168,15 @@ def up_command(
     settings = get_settings()
     host = host or settings.host
     bind_check(settings, host)  # beyond loopback only with API keys (docs/security.md)
+    if not no_dashboard:  # a base install (pip install .) has no Voila: say so before starting
+        require_dashboard_extra("workbench up", ", or pass --no-dashboard")
     port = port or settings.port
     dashboard_port = dashboard_port or settings.dashboard_port
     # Before anything starts: a busy port would otherwise make the API retry its bind
     # forever while another server answers the readiness probe.
     check_ports(host, {"--port": port, **({} if no_dashboard else {"--dashboard-port": dashboard_port})})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
+    now = clock.now()
     if seed_demo:
         done = globals()["seed_demo"](settings, now)
         if done:
@@ -307,7 +311,7 @@ def demo_traffic_command(url: str, rate: float, burst_every: float) -> None:
             burst_every=burst_every,
             stop=stop,
             api_key=stored.read_text().strip() if stored.exists() else None,
-            get_key=lambda: demo_traffic.ingest_key(settings, now=datetime.now(UTC)),
+            get_key=lambda: demo_traffic.ingest_key(settings, now=clock.now()),
         )
     except KeyboardInterrupt:
         return
