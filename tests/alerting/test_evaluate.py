@@ -239,8 +239,8 @@ def test_a_run_left_running_by_a_killed_process_is_closed_later(
     engine: Engine, lake_url: str, clock: Clock
 ) -> None:
     """A tick whose process died (kill -9) stays ``running``; a later tick closes it as an error."""
-    killed = m.EvaluationRun(now=clock.now, started_at=m.utcnow() - timedelta(minutes=11))
-    recent = m.EvaluationRun(now=clock.now, started_at=m.utcnow() - timedelta(seconds=5))
+    killed = m.EvaluationRun(now=clock.now, started_at=workbench_clock.now() - timedelta(minutes=11))
+    recent = m.EvaluationRun(now=clock.now, started_at=workbench_clock.now() - timedelta(seconds=5))
     with session_scope(engine) as s:
         s.add_all([killed, recent])
     run(engine, lake_url, clock)

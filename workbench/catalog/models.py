@@ -9,22 +9,18 @@ The partial unique index ``uq_incident_active_fingerprint`` holds the invariant
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from workbench import clock
 from workbench.catalog.types import UTCDateTime
 
 ACTIVE_STATUSES: tuple[str, ...] = ("open", "acknowledged")
 INCIDENT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
-
-
-def utcnow() -> datetime:
-    """Return the current time, timezone-aware UTC (only for row defaults, never in decisions)."""
-    return datetime.now(UTC)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
@@ -51,10 +47,10 @@ class AlertRule(SQLModel, table=True):
     enabled: bool = True
     last_triggered_at: datetime | None = _ts()
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+        default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
     updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+        default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
 
 
@@ -70,7 +66,7 @@ class NotificationChannel(SQLModel, table=True):
     secret: str | None = Field(default=None, max_length=256)
     enabled: bool = True
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+        default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
 
 
@@ -112,7 +108,7 @@ class AlertIncident(SQLModel, table=True):
     resolved_by: str | None = Field(default=None, max_length=200)
     reopen_count: int = 0
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+        default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
 
 
@@ -219,7 +215,7 @@ class Silence(SQLModel, table=True):
     reason: str = Field(default="", max_length=1000)
     created_by: str = Field(default="", max_length=200)
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False)
+        default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
 
 

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from workbench.catalog._common import require_aware
 from workbench.catalog.models import API_KEY_SCOPES, ApiKey
+from workbench.clock import now as clock_now
 from workbench.errors import NotFound, StorageError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ class KeyCache:
         self._stale_s = stale_s
         self._max_entries = max_entries
         self._clock = clock
-        self._wall_clock = wall_clock or _utcnow
+        self._wall_clock = wall_clock or clock_now
         self._grants: dict[str, _Entry] = {}
         self._configured: _Entry | None = None
         self._lock = threading.Lock()
@@ -317,10 +318,6 @@ class KeyCache:
         if entry is not None and self._clock() - entry.fetched < self._stale_s:
             return entry.value if isinstance(entry.value, Grant) else None
         raise StorageError("catalog unavailable for API key checks") from exc
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _sqlite_file_missing(engine: Engine) -> bool:
