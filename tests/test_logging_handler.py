@@ -19,7 +19,7 @@ import pytest
 from tests.live_server import LiveServer
 from tests.waiting import wait_until
 from workbench.lake import reader
-from workbench.logging_handler import WorkbenchHandler, level_name
+from workbench_client import WorkbenchHandler, level_name
 
 
 class FakeServer:
