@@ -7,6 +7,7 @@ keys resolved by PyYAML) and checks it against ``workbench/config.py`` and the C
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from workbench.cli import main as cli
 from workbench.config import MirrorSettings, Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PYPROJECT = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
 COMPOSE: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 #: The services that run the workbench image (the rest are PostgreSQL, MinIO, ...).
@@ -90,3 +92,6 @@ def test_the_dockerfile_runs_the_workbench_cli() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["workbench"]' in text
     assert "-c constraints.txt" in text
+    # The dashboard runs from this image: Voila comes with the "dashboard" extra.
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert "dashboard" in extras and "'.[dashboard]'" in text
