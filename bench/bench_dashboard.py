@@ -27,13 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.dashboard.seed import seed_catalog  # noqa: E402
+from workbench import clock  # noqa: E402
 from workbench.config import Settings  # noqa: E402
 from workbench.dashboard.serve import start_dashboard  # noqa: E402
 
@@ -94,7 +94,7 @@ def main() -> None:
         data = Path(tmp) / "data"
         data.mkdir()
         settings = Settings(WORKBENCH_DATA_DIR=data, WORKBENCH_REFRESH_SECONDS=0)  # type: ignore[call-arg]
-        seed_catalog(settings, datetime.now(UTC))
+        seed_catalog(settings, clock.now())
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
         env["WORKBENCH_REFRESH_SECONDS"] = "0"
@@ -150,7 +150,7 @@ def main() -> None:
         "",
         f"`bench/bench_dashboard.py --rounds {args.rounds}` on {platform.node() or 'this machine'} "
         f"({os.cpu_count()} CPUs, shared; load average {load_start} at start, {load_end} at end), "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Voilà with one pre-heated kernel per page, "
+        f"{clock.now():%Y-%m-%d %H:%M} UTC. Voilà with one pre-heated kernel per page, "
         "headless Chromium on the same machine. Target: page ready ≤ 3 s, acknowledge ≤ 300 ms. "
         f"After the server answered, its five kernel pools took {pools_s:.1f} s to start; "
         f"the first visit is {args.settle:.0f} s later (pooled kernels run their import cells "
@@ -210,7 +210,7 @@ def measure_kernels() -> None:
         data = Path(tmp) / "data"
         data.mkdir()
         settings = Settings(WORKBENCH_DATA_DIR=data)  # type: ignore[call-arg]
-        seed_catalog(settings, datetime.now(UTC))
+        seed_catalog(settings, clock.now())
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
         log = (Path(tmp) / "voila.log").open("wb")
