@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from tests.live_server import free_port, stop_process
 from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, init_db
 from workbench.cli.analyst import investigate_command
-from workbench.config import Settings
+from workbench.config import Settings, get_settings
 from workbench.dashboard.incidents import build_incidents
 from workbench.demo import generate, service_names
 from workbench.errors import NotFound, ValidationError
@@ -64,12 +65,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str, str]:
 
 
 @pytest.fixture
-def env(demo: tuple[Settings, str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+def env(demo: tuple[Settings, str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     # The kernel is a child process: it reads the configuration from the environment.
     monkeypatch.setenv("WORKBENCH_DATA_DIR", str(demo[0].data_dir))
     monkeypatch.delenv("WORKBENCH_LAKE_URL", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    return demo[0]
+    # The CLI reads get_settings(): not a copy cached by an earlier test (e.g. tick()).
+    get_settings.cache_clear()
+    yield demo[0]
+    get_settings.cache_clear()
 
 
 def test_there_are_analysis_notebooks() -> None:
