@@ -60,6 +60,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/lake/test_retention.py",
     "tests/lake/test_wal.py",
     "tests/lake/test_wal_rotation.py",
+    "tests/mirror/test_state_migrations.py",
     "tests/query/",
     "tests/security/test_dashboard_token.py",
     "tests/security/test_keys.py",
