@@ -14,12 +14,10 @@ report goes and which catalog is checked first.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 from workbench.config import Settings, get_settings
-from workbench.errors import NotFound, ValidationError
 from workbench.notebooks import INVESTIGATE_NOTEBOOK, PROJECT_DIR, execute, investigations_dir
 
 
@@ -73,8 +71,11 @@ def investigate(
 
     Raises NotFound (before starting a kernel) when the incident does not exist.
     """
+    from workbench.catalog.frames import incident_row
+
     settings = settings or get_settings()
-    ident = str(_existing_incident(incident_id, settings))  # fail fast, with a clear NotFound
+    # Fail fast (before a kernel starts), with a clear NotFound or ValidationError.
+    ident = incident_row(settings.database_url, incident_id)["id"]
     executed = execute(
         notebook or INVESTIGATE_NOTEBOOK,
         investigations_dir(settings) / f"{ident}.ipynb",
@@ -85,25 +86,3 @@ def investigate(
         cwd=PROJECT_DIR,
     )
     return to_html(executed)
-
-
-def _existing_incident(incident_id: str, settings: Settings) -> uuid.UUID:
-    """Return the id of the catalog incident ``incident_id``; NotFound (or ValidationError) if none."""
-    import sqlalchemy as sa
-    from sqlmodel import Session
-
-    from workbench.catalog.db import get_engine
-    from workbench.catalog.incidents import get_incident
-
-    try:
-        ident = uuid.UUID(str(incident_id))
-    except ValueError:
-        raise ValidationError(
-            f"incident_id: not a UUID: {incident_id!r}", {"incident_id": ["not a UUID"]}
-        ) from None
-    engine = get_engine(settings.database_url)
-    # A catalog no server has created yet has no incidents (and is not migrated here).
-    if not sa.inspect(engine).has_table("alert_incidents"):
-        raise NotFound("incident", incident_id)
-    with Session(engine) as session:
-        return get_incident(session=session, incident_id=ident).id
