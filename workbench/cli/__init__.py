@@ -12,12 +12,13 @@ Library errors become a message and exit code 2.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 
 import click
 
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 
 #: name -> ("module:attribute", short help shown by ``workbench --help``), in menu order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -86,6 +87,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check the footer and page checksums of every lake file; exit 1 if one is damaged.",
     ),
 }
+
+
+def require_extra(extra: str, modules: Iterable[str], what: str, otherwise: str = "") -> None:
+    """Raise ConfigError naming ``pip install 'log-workbench[EXTRA]'`` when one of ``modules`` is missing.
+
+    ``pip install .`` is the server alone; the notebook front ends come with the
+    ``dashboard`` and ``lab`` extras (docs/dependencies.md). ``otherwise`` ends the
+    message with the command's own way around it.
+    """
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise ConfigError(
+                f"{what} needs the {extra} extra ({module} is not installed): "
+                f"pip install 'log-workbench[{extra}]'{otherwise}"
+            )
 
 
 def load_command(target: str) -> click.Command:

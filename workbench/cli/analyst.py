@@ -6,6 +6,7 @@ import os
 
 import click
 
+from workbench.cli import require_extra
 from workbench.config import get_settings
 
 
@@ -60,6 +61,7 @@ def lab_command(port: int, host: str, lab_args: tuple[str, ...]) -> None:
     as the servers, so ``import workbench`` in a notebook reads their data.
     Extra arguments go to jupyter-lab unchanged.
     """
+    require_extra("lab", ("jupyterlab",), "workbench lab")  # pip install . has no JupyterLab
     from workbench.notebooks import lab_command_line
 
     args, env = lab_command_line(get_settings(), host=host, port=port, extra=lab_args)

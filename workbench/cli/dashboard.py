@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import sys
 
 import click
 
+from workbench.cli import require_extra
 from workbench.config import get_settings
-from workbench.errors import ConfigError
 
 #: What the ``dashboard`` extra installs; ``pip install .`` alone is the server without it.
 DASHBOARD_MODULES = ("voila", "ipywidgets", "anywidget")
-
-
-def require_dashboard_extra(what: str = "workbench dashboard", otherwise: str = "") -> None:
-    """Raise ConfigError naming the extra to install when a dashboard module is missing.
-
-    ``otherwise`` ends the message with the command's own way around it.
-    """
-    for module in DASHBOARD_MODULES:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:
-            found = False
-        if not found:
-            raise ConfigError(
-                f"{what} needs the dashboard extra ({module} is not installed): "
-                f"pip install 'log-workbench[dashboard]'{otherwise}"
-            )
 
 
 @click.command("dashboard")
@@ -38,7 +20,7 @@ def require_dashboard_extra(what: str = "workbench dashboard", otherwise: str = 
 @click.option("--no-preheat", is_flag=True, help="Start each page's kernel on request instead.")
 def dashboard_command(host: str, port: int | None, no_preheat: bool) -> None:
     """Serve the dashboard with Voilà; the Overview is the landing page."""
-    require_dashboard_extra()
+    require_extra("dashboard", DASHBOARD_MODULES, "workbench dashboard")
     from workbench.dashboard.serve import dashboard_url, start_dashboard
 
     settings = get_settings()

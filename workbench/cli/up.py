@@ -24,7 +24,7 @@ from datetime import datetime
 import click
 
 from workbench import clock
-from workbench.cli.dashboard import require_dashboard_extra
+from workbench.cli import dashboard, require_extra
 from workbench.config import Settings, get_settings
 from workbench.errors import ConfigError
 from workbench.security import bind_check
@@ -169,7 +169,7 @@ def up_command(
     host = host or settings.host
     bind_check(settings, host)  # beyond loopback only with API keys (docs/security.md)
     if not no_dashboard:  # a base install (pip install .) has no Voila: say so before starting
-        require_dashboard_extra("workbench up", ", or pass --no-dashboard")
+        require_extra("dashboard", dashboard.DASHBOARD_MODULES, "workbench up", ", or pass --no-dashboard")
     port = port or settings.port
     dashboard_port = dashboard_port or settings.dashboard_port
     # Before anything starts: a busy port would otherwise make the API retry its bind
