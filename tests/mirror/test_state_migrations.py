@@ -79,18 +79,17 @@ def test_a_state_file_from_before_migrations_is_adopted_with_its_rows(tmp_path: 
     assert _version(path) == ["0001"]
 
 
-def test_reopening_does_not_migrate_again(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_reopening_a_current_state_runs_no_migration(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Status and /health open the state often: at head, opening only reads the version."""
     path = tmp_path / "state.db"
     MirrorState(path).close()
-    stamps: list[str] = []
-    real_stamp = command.stamp
-    monkeypatch.setattr(
-        command, "stamp", lambda cfg, rev, *a, **k: (stamps.append(rev), real_stamp(cfg, rev, *a, **k))
-    )
+    calls: list[str] = []
+    for name in ("stamp", "upgrade"):
+        monkeypatch.setattr(command, name, lambda cfg, rev, *a, _n=name, **k: calls.append(_n))
     state = MirrorState(path)
     state.set_meta(heartbeat=1.0)
     state.close()
-    assert stamps == []
+    assert calls == []
     assert _version(path) == ["0001"]
 
 

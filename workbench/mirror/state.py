@@ -24,6 +24,7 @@ adopted as it is.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -38,6 +39,26 @@ from workbench.config import Settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # A state file made before migrations existed holds these tables at this revision.
 _BASELINE = ("0001", "files")
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """Return the latest revision of the mirror state migrations."""
+    from alembic.script import ScriptDirectory
+
+    from workbench.catalog.db import alembic_config
+
+    return ScriptDirectory.from_config(
+        alembic_config(migrations_dir=MIGRATIONS_DIR)
+    ).get_current_head()
+
+
+def _at_head(conn: sqlite3.Connection) -> bool:
+    try:
+        versions = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
+    except sqlite3.OperationalError:  # no alembic_version table: new, or made before migrations
+        return False
+    return versions == [head_revision()]
 
 
 def migrate_state(path: Path) -> None:
@@ -96,13 +117,15 @@ class MirrorState:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        migrate_state(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a batch recorded as mirrored must stay recorded after power loss,
         # otherwise status would under-report; NORMAL could lose the last commit.
         self._conn.execute("PRAGMA synchronous=FULL")
+        # Status and /health open the state often: at head, only the version is read.
+        if not _at_head(self._conn):
+            migrate_state(path)
 
     def close(self) -> None:
         """Close the database connection."""
