@@ -6,16 +6,21 @@ Slow: creates a venv and builds the client (the build backend comes from the pip
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import threading
+import urllib.request
 import venv
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.live_server import free_port, stop_process
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -150,3 +155,54 @@ def test_the_server_distribution_carries_the_client_module(tmp_path: Path, edita
         cwd=tmp_path,
     )
     assert out.stdout.strip() == "WorkbenchHandler"
+
+
+def test_the_server_installs_without_the_notebook_stack(tmp_path: Path) -> None:
+    # `pip install .` with the locked versions: serve, evaluate (the scheduler's notebook run)
+    # and investigate's HTML export work; the dashboard names its extra.
+    source = _copy((*SOURCES, "constraints.txt"), tmp_path / "src")
+    venv.create(tmp_path / "venv", with_pip=True)
+    bin_dir = tmp_path / "venv" / "bin"
+    subprocess.run(
+        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         "-c", str(source / "constraints.txt"), str(source)],
+        check=True, timeout=1200, cwd=tmp_path,
+    )  # fmt: skip
+    probe = (
+        "import importlib.util as u\n"
+        "print(sorted(m for m in ('jupyterlab', 'voila', 'ipywidgets', 'anywidget', 'notebook')"
+        " if u.find_spec(m)), bool(u.find_spec('nbconvert')))"
+    )
+    found = subprocess.run(
+        [str(bin_dir / "python"), "-c", probe], check=True, capture_output=True, text=True
+    )
+    assert found.stdout.split() == ["[]", "True"]
+    env = {**os.environ, "WORKBENCH_DATA_DIR": str(tmp_path / "data")}
+    evaluate = subprocess.run(
+        [str(bin_dir / "workbench"), "evaluate"], env=env, capture_output=True, text=True,
+        timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "evaluated at" in evaluate.stdout
+    port = free_port()
+    server = subprocess.Popen(
+        [str(bin_dir / "workbench"), "serve", "--port", str(port)], env=env, cwd=tmp_path
+    )
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/health"), 120, what="/health")
+    finally:
+        stop_process(server)
+    dashboard = subprocess.run(
+        [str(bin_dir / "workbench"), "dashboard"], env=env, capture_output=True, text=True,
+        timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert dashboard.returncode == 2
+    assert "pip install 'log-workbench[dashboard]'" in dashboard.stderr
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
