@@ -3,7 +3,9 @@
 * :mod:`workbench.security.keys` - create, list, revoke, authenticate API keys;
 * :mod:`workbench.security.ratelimit` - per-key token buckets for ingestion;
 * :mod:`workbench.security.limits` - time-range and page-depth limits of searches;
-* :mod:`workbench.security.webhooks` - which webhook URLs the notifier may call;
+* :mod:`workbench.security.webhooks` - connecting only to public addresses, masking, bounded reads
+  (the rule for which URLs a webhook may target is :mod:`workbench.catalog.webhook_targets`:
+  security depends on the catalog, never the reverse);
 * :func:`bind_check` - refuse to serve beyond loopback without keys;
 * :func:`host_header_allowed` - the ``Host`` check against DNS rebinding (API and dashboard);
 * :func:`weak_secret_reason` - why a configured secret (the dashboard token) is too guessable.
