@@ -96,7 +96,9 @@ def list_rules(engine: EngineDep) -> list[RulePublic]:
 def create_rule(engine: EngineDep, body: RuleCreate) -> RulePublic:
     """Create an alert rule; answers 201 with the rule."""
     with session_scope(engine) as session:
-        return RulePublic.model_validate(rules.create_rule(session=session, data=body, now=clock.now()))
+        return RulePublic.model_validate(
+            rules.create_rule(session=session, data=body, now=clock.now())
+        )
 
 
 @router.get("/rules/{id}", response_model=RulePublic)
@@ -237,7 +239,9 @@ def get_incident(request: Request, engine: EngineDep, id: uuid.UUID) -> Incident
         return IncidentDetail(
             **IncidentPublic.model_validate(incident).model_dump(),
             timeline=[IncidentEventPublic.model_validate(e) for e in timeline],
-            deliveries=[_delivery_view(DeliveryPublic.model_validate(d), whole) for d in deliveries],
+            deliveries=[
+                _delivery_view(DeliveryPublic.model_validate(d), whole) for d in deliveries
+            ],
         )
 
 
@@ -255,7 +259,9 @@ def get_incident_report(request: Request, engine: EngineDep, id: uuid.UUID) -> F
         incidents.get_incident(session=session, incident_id=id)
     page = report_path(str(id), settings=request.app.state.settings)
     if page is None:
-        raise NotFound("investigation report of incident", f"{id} (run: workbench investigate {id})")
+        raise NotFound(
+            "investigation report of incident", f"{id} (run: workbench investigate {id})"
+        )
     return FileResponse(page, media_type="text/html")
 
 
@@ -269,7 +275,9 @@ def acknowledge_incident(
     """Acknowledge an open incident (idempotent); 409 with the current status if resolved."""
     actor = (body.actor if body else None) or "api"
     with session_scope(engine) as session:
-        incidents.acknowledge_incident(session=session, incident_id=id, actor=actor, now=clock.now())
+        incidents.acknowledge_incident(
+            session=session, incident_id=id, actor=actor, now=clock.now()
+        )
     return OK
 
 

@@ -22,7 +22,9 @@ def _imports(path: Path) -> set[str]:
 
 def test_catalog_never_imports_security() -> None:
     offenders = {
-        str(path.relative_to(CATALOG)): sorted(n for n in _imports(path) if n.startswith("workbench.security"))
+        str(path.relative_to(CATALOG)): sorted(
+            n for n in _imports(path) if n.startswith("workbench.security")
+        )
         for path in CATALOG.rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}

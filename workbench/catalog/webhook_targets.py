@@ -148,7 +148,9 @@ def check_webhook_target(url: str, *, allow_private: bool, resolver: Resolver | 
     port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     for address in resolve(host, port, resolver):
         if not is_public_address(address):
-            raise refuse(f"host {host!r} resolves to {address}, which is not public; " + _PRIVATE_OFF)
+            raise refuse(
+                f"host {host!r} resolves to {address}, which is not public; " + _PRIVATE_OFF
+            )
 
 
 def resolve(host: str, port: int, resolver: Resolver) -> list[IPAddress]:

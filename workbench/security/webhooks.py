@@ -97,7 +97,9 @@ class _PublicOnlyBackend(httpcore.NetworkBackend):
         raise error
 
     def connect_unix_socket(
-        self, path: str, timeout: float | None = None,
+        self,
+        path: str,
+        timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         """Refuse: a Unix socket is never a webhook target."""
@@ -109,7 +111,9 @@ class _PublicOnlyBackend(httpcore.NetworkBackend):
 
 
 def public_only_transport(
-    *, resolver: Resolver = socket.getaddrinfo, inner: httpcore.NetworkBackend | None = None,
+    *,
+    resolver: Resolver = socket.getaddrinfo,
+    inner: httpcore.NetworkBackend | None = None,
     **kwargs: Any,
 ) -> httpx.HTTPTransport:
     """Return an httpx transport that connects only to public addresses (for the notifier).
