@@ -26,7 +26,8 @@ from tests.factories import T0, write_events
 from workbench import api, clock
 from workbench.cli import main
 from workbench.config import Settings
-from workbench.lake import compaction, reader
+from workbench.lake import compaction
+from workbench.lake.schema import QUARANTINE_DIR
 
 
 def _rows(service: str, n: int, start_minutes: int = 0) -> list[dict[str, object]]:
@@ -115,7 +116,7 @@ def test_search_and_analyst_api_never_return_wrong_rows(
     assert {m for _, m in got} >= {f"good event {i}" for i in range(20)}
     assert not victim.exists()
     assert (
-        Path(settings.lake_url) / reader.QUARANTINE_DIR / victim.parent.name / victim.name
+        Path(settings.lake_url) / QUARANTINE_DIR / victim.parent.name / victim.name
     ).exists()
     assert any(
         "quarantine" in r.getMessage() and victim.name in r.getMessage() for r in caplog.records

@@ -25,6 +25,7 @@ from workbench.lake.compaction import (
     housekeep,
     select_small_files,
 )
+from workbench.lake.fs import Entry
 
 DAY = T0.date()
 
@@ -311,10 +312,10 @@ def test_select_small_files_takes_the_oldest_up_to_the_merge_bound() -> None:
 
     def file(
         name: str, size: int, age_s: int, rows: int = 10
-    ) -> tuple[reader.FileStat, reader.Entry]:
+    ) -> tuple[reader.FileStat, Entry]:
         path = f"/lake/logs/date=2026-11-20/{name}"
         stat = reader.FileStat(path, DAY, rows, None, None, frozenset())
-        return stat, reader.Entry(path, name, size, at - age_s * 10**9)
+        return stat, Entry(path, name, size, at - age_s * 10**9)
 
     files = [
         file("part-a.parquet", 100, 300),

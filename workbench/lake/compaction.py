@@ -123,7 +123,7 @@ class SmallFilePolicy:
 
 def select_small_files(
     visible: Sequence[reader.FileStat],
-    entries: Mapping[str, reader.Entry],
+    entries: Mapping[str, lakefs.Entry],
     policy: SmallFilePolicy,
     now: datetime,
 ) -> list[reader.FileStat]:
@@ -208,7 +208,7 @@ def compact_partition(
         visible, hidden = reader.partition_files(filesystem, folder, day)
         inputs = visible if len(visible) >= min_files else []
         if policy is not None:
-            entries = {e.path: e for e in reader.list_dir(filesystem, folder)}
+            entries = {e.path: e for e in lakefs.list_dir(filesystem, folder)}
             at = now if now is not None else clock.now()
             inputs = select_small_files(visible, entries, policy, at)
         compacted: str | None = None
@@ -232,7 +232,7 @@ def _delete_replaced(
     Also sweeps temporary files of crashed runs (older than an hour).
     """
     now_ns = time.time_ns()
-    entries = reader.list_dir(fs, folder)
+    entries = lakefs.list_dir(fs, folder)
     # When was each name replaced? The commit time (mtime) of the oldest compacted file naming it.
     replaced_at: dict[str, int] = {}
     for e in entries:

@@ -27,7 +27,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from workbench.lake import fs as lakefs
-from workbench.lake.schema import LOGS_TABLE, parse_partition_dir
+from workbench.lake.fs import list_dir
+from workbench.lake.schema import LOGS_TABLE, QUARANTINE_DIR, parse_partition_dir
 
 
 class _Thrift:
@@ -224,8 +225,6 @@ class VerifyReport:
 
 def committed_files(lake_url: str) -> list[str]:
     """Return every committed Parquet file of the lake (replaced ones included), sorted."""
-    from workbench.lake.reader import list_dir
-
     filesystem, root = lakefs.resolve(lake_url)
     found: list[str] = []
     for folder in list_dir(filesystem, f"{root}/{LOGS_TABLE}"):
@@ -240,8 +239,6 @@ def committed_files(lake_url: str) -> list[str]:
 
 def quarantined_files(lake_url: str) -> list[str]:
     """Return the files moved to the lake's quarantine folder, sorted."""
-    from workbench.lake.reader import QUARANTINE_DIR
-
     filesystem, root = lakefs.resolve(lake_url)
     selector = pafs.FileSelector(f"{root}/{QUARANTINE_DIR}", recursive=True, allow_not_found=True)
     return sorted(

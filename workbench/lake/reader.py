@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,11 +29,10 @@ import pyarrow.parquet as pq
 
 from workbench.lake import fs as lakefs
 from workbench.lake import integrity
-from workbench.lake.schema import LOGS_TABLE, parse_partition_dir
+from workbench.lake.fs import Entry, list_dir
+from workbench.lake.schema import LOGS_TABLE, QUARANTINE_DIR, parse_partition_dir
 
 log = logging.getLogger(__name__)
-
-QUARANTINE_DIR = "_quarantine"
 
 POLARS_SCHEMA = pl.Schema(
     [
@@ -65,46 +63,9 @@ class FileStat:
     replaces: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    path: str
-    base_name: str
-    size: int
-    mtime_ns: int
-
-
 _footer_cache: dict[tuple[str, int, int], FileStat] = {}
 _cache_lock = threading.Lock()
 _CACHE_MAX = 200_000
-
-
-def list_dir(filesystem: pafs.FileSystem, path: str) -> list[Entry]:
-    """Return the entries of a directory (files and folders), empty when it is missing."""
-    if isinstance(filesystem, pafs.LocalFileSystem):
-        # os.scandir is several times cheaper than pyarrow's selector for local folders.
-        try:
-            with os.scandir(path) as it:
-                out = []
-                for e in it:
-                    try:
-                        st = e.stat()
-                    except FileNotFoundError:  # deleted between listing and stat
-                        continue
-                    size = -1 if e.is_dir() else st.st_size
-                    out.append(Entry(e.path, e.name, size, st.st_mtime_ns))
-                return out
-        except FileNotFoundError:
-            return []
-    infos = filesystem.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    return [
-        Entry(
-            i.path,
-            i.base_name,
-            -1 if i.type == pafs.FileType.Directory else (i.size or 0),
-            i.mtime_ns or 0,
-        )
-        for i in infos
-    ]
 
 
 class DamagedFile(ValueError):

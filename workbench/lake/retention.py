@@ -34,7 +34,7 @@ def expired_partitions(lake_url: str, *, days: int, now: datetime) -> list[Remov
     out = []
     for day, folder in reader.partitions(lake_url):
         if day < cutoff:
-            files = len(reader.list_dir(filesystem, folder))
+            files = len(lakefs.list_dir(filesystem, folder))
             out.append(RemovedPartition(day, folder, files))
     return out
 
@@ -60,7 +60,7 @@ def apply_retention(
             filesystem.move(part.path, hidden)
         except FileNotFoundError:  # another retention run got there first
             continue
-    for entry in reader.list_dir(filesystem, base):
+    for entry in lakefs.list_dir(filesystem, base):
         if entry.size == -1 and entry.base_name.startswith(_DELETING):
             filesystem.delete_dir(entry.path)
     return expired

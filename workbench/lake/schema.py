@@ -40,7 +40,10 @@ def level_of(name: str) -> str | None:
     or None for an unknown one."""
     return LEVEL_NAMES.get(name.strip().lower())
 
+
 LOGS_TABLE = "logs"
+# Damaged files are moved here (workbench.lake.integrity), beside the tables.
+QUARANTINE_DIR = "_quarantine"
 PARTITION_KEY = "date"
 
 SCHEMA = pa.schema(
