@@ -62,8 +62,8 @@ def test_up_refuses_a_busy_dashboard_port(data_dir: Path, busy_port: int) -> Non
 
 
 def test_check_ports_names_the_option_of_a_busy_or_repeated_port(busy_port: int) -> None:
-    from workbench.cli.up import check_ports
     from workbench.errors import ConfigError
+    from workbench.supervisor import check_ports
 
     free = free_port()
     check_ports("127.0.0.1", {"--port": free})  # a free port passes

@@ -335,14 +335,14 @@ def test_kill_9_each_part_under_load_is_restarted_and_loses_nothing(up: Up) -> N
 
 SUPERVISE_SCRIPT = """
 import sys
-from workbench.cli.up import Part, _supervise
+from workbench.supervisor import Part, supervise
 
 py = sys.executable
 parts = [
     Part("slow", [py, "-c", "import time; time.sleep(60)"], url="http://127.0.0.1:{port}/"),
     Part("dies", [py, "-c", "print('dies: ran', flush=True)"]),
 ]
-_supervise(parts, {{}}, host="127.0.0.1", port={port}, dashboard_port=1, with_dashboard=False)
+supervise(parts, {{}}, on_ready=lambda: print("workbench: all parts started"))
 """
 
 
