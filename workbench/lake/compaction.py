@@ -170,14 +170,15 @@ def commit_compacted(fs: pafs.FileSystem, folder: str, inputs: list[reader.FileS
     merged = pa.concat_tables(tables).sort_by([("timestamp", "ascending"), ("id", "ascending")])
     replaces = json.dumps(_replaced_names(inputs)).encode()
     merged = merged.replace_schema_metadata({reader.REPLACES_KEY: replaces})
-    token = uuid.uuid4().hex
-    tmp = f"{folder}/{_TMP_PREFIX}{token}.parquet"
-    final = f"{folder}/{reader.COMPACT_PREFIX}{token}.parquet"
-    with fs.open_output_stream(tmp) as sink:
+    final = f"{folder}/{reader.COMPACT_PREFIX}{uuid.uuid4().hex}.parquet"
+
+    def encode(sink: pa.NativeFile) -> None:
         pq.write_table(
             merged, sink, compression="zstd", row_group_size=128 * 1024, write_page_checksum=True
         )
-    fs.move(tmp, final)  # the commit point
+
+    # The commit point: a rename on local disks, the one upload's completion on object storage.
+    lakefs.write_atomically(fs, final, encode)
     return final
 
 

@@ -230,7 +230,10 @@ def committed_files(lake_url: str) -> list[str]:
     for folder in list_dir(filesystem, f"{root}/{LOGS_TABLE}"):
         if folder.size != -1 or parse_partition_dir(folder.base_name) is None:
             continue
-        for entry in list_dir(filesystem, folder.path):
+        entries = list_dir(filesystem, folder.path)
+        if any(e.base_name == lakefs.DELETING_MARKER for e in entries):
+            continue  # being dropped by retention (object storage)
+        for entry in entries:
             name = entry.base_name
             if entry.size != -1 and name.endswith(".parquet") and name[0] not in "._":
                 found.append(entry.path)

@@ -143,9 +143,12 @@ def partition_files(
     Hidden files are committed files named in a compacted file's replaced list:
     their rows are already in the compacted file.
     """
+    listed = list_dir(filesystem, folder)
+    if any(e.base_name == lakefs.DELETING_MARKER for e in listed):
+        return [], []  # retention is dropping this day on object storage: none of it
     entries = [
         e
-        for e in list_dir(filesystem, folder)
+        for e in listed
         if e.size != -1 and e.base_name.endswith(".parquet") and e.base_name[0] not in "._"
     ]
     stats: dict[str, FileStat] = {}
@@ -243,7 +246,9 @@ def scan_files(paths: list[str]) -> pl.LazyFrame:
     """Return the events of the given lake files lazily (lake schema; empty frame for no files)."""
     if not paths:
         return pl.LazyFrame(schema=POLARS_SCHEMA)
-    return pl.scan_parquet(paths, schema=POLARS_SCHEMA, hive_partitioning=False)
+    return pl.scan_parquet(
+        **lakefs.scan_options(paths), schema=POLARS_SCHEMA, hive_partitioning=False
+    )
 
 
 def scan(lake_url: str, start: datetime | None = None, end: datetime | None = None) -> pl.LazyFrame:
@@ -265,7 +270,8 @@ def key_counts(stat: FileStat) -> dict[tuple[str, str], int]:
     hit = _key_counts_cache.get(key)
     if hit is not None:
         return hit
-    df = pl.scan_parquet(stat.path).group_by("service", "level").len().collect()
+    lf = pl.scan_parquet(**lakefs.scan_options([stat.path]))
+    df = lf.group_by("service", "level").len().collect()
     counts = {(s, lv): n for s, lv, n in df.iter_rows()}
     with _cache_lock:
         if len(_key_counts_cache) > _CACHE_MAX:

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+import pyarrow.fs as pafs
+
 from workbench.errors import ValidationError
 from workbench.lake import fs as lakefs
 from workbench.lake import reader
@@ -54,6 +56,10 @@ def apply_retention(
         return expired
     filesystem, root = lakefs.resolve(lake_url)
     base = f"{root}/{LOGS_TABLE}"
+    if not lakefs.is_local(filesystem):
+        for part in expired:
+            _drop_by_marker(filesystem, part.path)
+        return expired
     for part in expired:
         hidden = f"{base}/{_DELETING}{part.path.rsplit('/', 1)[-1]}-{uuid.uuid4().hex[:8]}"
         try:
@@ -64,3 +70,20 @@ def apply_retention(
         if entry.size == -1 and entry.base_name.startswith(_DELETING):
             filesystem.delete_dir(entry.path)
     return expired
+
+
+def _drop_by_marker(filesystem: pafs.FileSystem, folder: str) -> None:
+    """Drop a partition on object storage, where folders cannot be renamed.
+
+    One PUT of the :data:`~workbench.lake.fs.DELETING_MARKER` object hides the whole
+    day from the workbench's readers at once (``reader.partition_files``); then its
+    files are deleted, the marker (with the folder) last. A run that crashes in between leaves a
+    hidden day, which the next run (the day is still expired) finishes.
+    """
+    with filesystem.open_output_stream(f"{folder}/{lakefs.DELETING_MARKER}") as sink:
+        sink.write(b"")
+    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+    for info in filesystem.get_file_info(selector):
+        if info.type == pafs.FileType.File and info.base_name != lakefs.DELETING_MARKER:
+            filesystem.delete_file(info.path)
+    filesystem.delete_dir(folder)  # the marker and the folder's own (empty) object

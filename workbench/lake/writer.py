@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -15,8 +13,9 @@ from workbench.lake.schema import LOGS_TABLE, SCHEMA, partition_dir
 def write_batch(table: pa.Table, *, lake_url: str, name: str) -> list[str]:
     """Write ``table`` (lake schema) as ``part-{name}.parquet`` in each date partition it touches.
 
-    Each file is written under a hidden temporary name and renamed into place, so
-    readers never see a partial file. The same ``name`` and rows give the same
+    Each file appears complete or not at all (:func:`workbench.lake.fs.write_atomically`:
+    a hidden temporary name renamed into place on local disks, one upload on object
+    storage), so readers never see a partial file. The same ``name`` and rows give the same
     files: replaying a batch overwrites, it never duplicates. Returns the paths written.
     """
     if table.num_rows == 0:
@@ -37,8 +36,8 @@ def write_batch(table: pa.Table, *, lake_url: str, name: str) -> list[str]:
         folder = f"{root}/{LOGS_TABLE}/{partition_dir(day)}"
         filesystem.create_dir(folder, recursive=True)
         final = f"{folder}/part-{name}.parquet"
-        tmp = f"{folder}/.tmp-{name}-{uuid.uuid4().hex}.parquet"
-        with filesystem.open_output_stream(tmp) as sink:
+
+        def encode(sink: pa.NativeFile, part: pa.Table = part) -> None:
             # Page checksums: damage inside a page is caught (workbench.lake.integrity).
             pq.write_table(
                 part,
@@ -47,7 +46,8 @@ def write_batch(table: pa.Table, *, lake_url: str, name: str) -> list[str]:
                 row_group_size=128 * 1024,
                 write_page_checksum=True,
             )
-        filesystem.move(tmp, final)
+
+        lakefs.write_atomically(filesystem, final, encode)
         written.append(final)
     return written
 
