@@ -159,3 +159,24 @@ def test_polars_gets_the_aws_variables_explicitly(monkeypatch: pytest.MonkeyPatc
         "aws_allow_http": "true",
     }
     assert lakefs.storage_options("/srv/lake/x.parquet") is None
+
+
+def test_s3_standin_a_damaged_file_is_reported_by_verify_and_quarantined_by_readers(
+    lake: tuple[str, Settings],
+) -> None:
+    url, _ = lake
+    (path,) = write_batch(_table(300, DAY1), lake_url=url, name="w1-000001")
+    write_batch(_table(100, DAY1, start=300), lake_url=url, name="w1-000002")
+    filesystem, _ = lakefs.resolve(url)
+    with filesystem.open_input_file(path) as handle:
+        data = bytearray(handle.read())
+    data[200] ^= 0xFF  # inside the first data page; the footer stays intact
+    with filesystem.open_output_stream(path) as sink:
+        sink.write(bytes(data))
+
+    report = verify_lake(url)
+    assert report.checked == 2 and [p for p, _ in report.damaged] == [path]
+    assert reader.scan(url).select(pl.len()).collect().item() == 100
+    assert [q.rsplit("/", 1)[-1] for q in verify_lake(url).quarantined] == [
+        "part-w1-000001.parquet"
+    ]
