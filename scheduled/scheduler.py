@@ -15,6 +15,15 @@ is a separate thread so a long compaction never delays a tick; it never waits
 for a partition lock (a manual ``workbench compact`` keeps it), and its errors
 are logged, never raised.
 
+Several schedulers on one PostgreSQL catalog (issue 13, HA): every tick takes the
+catalog's advisory lock and skips a minute another node already evaluated
+(:func:`~workbench.alerting.run.run_notebook`), so each boundary is evaluated once
+cluster-wide, by whichever node gets there first; a node that dies releases the
+lock with its connection and the others go on. Each housekeeping pass takes a
+second advisory lock (``housekeeping``) and is skipped while another node holds
+it, so two nodes never compact or expire the shared lake at once. On SQLite (one
+machine) nothing changes: the file lock, and no housekeeping lock.
+
 Run it with ``workbench scheduler`` or ``python -m scheduled.scheduler``.
 """
 
@@ -29,12 +38,15 @@ from pathlib import Path
 
 from workbench.alerting.run import EvaluationFailed, EvaluationLocked, run_notebook
 from workbench.catalog.db import catalog_engine
+from workbench.catalog.locks import cluster_lock, is_cluster_catalog, node_name
 from workbench.clock import now as clock_now
 from workbench.config import Settings, get_settings
 from workbench.lake.compaction import HousekeepingResult, SmallFilePolicy, housekeep
 from workbench.logs_config import quiet_notebook_runs
 
 log = logging.getLogger("workbench.scheduler")
+
+HOUSEKEEPING_LOCK = "housekeeping"
 
 Runner = Callable[..., Path]
 Clock = Callable[[], datetime]
@@ -60,6 +72,26 @@ def housekeeping_pass(settings: Settings, now: datetime) -> HousekeepingResult:
     )
 
 
+def locked_housekeeping_pass(settings: Settings, now: datetime) -> HousekeepingResult | None:
+    """Run :func:`housekeeping_pass` under the cluster's housekeeping lock on PostgreSQL.
+
+    Return None (nothing done) while another node holds it. On SQLite no lock is taken
+    (one machine: the per-partition lock files are enough).
+    """
+    if not is_cluster_catalog(settings.database_url):
+        return housekeeping_pass(settings, now)
+    lock = cluster_lock(
+        HOUSEKEEPING_LOCK, database_url=settings.database_url, data_dir=settings.data_dir
+    )
+    if not lock.try_acquire():
+        log.debug("housekeeping skipped: another node holds the housekeeping lock")
+        return None
+    try:
+        return housekeeping_pass(settings, now)
+    finally:
+        lock.release()
+
+
 def run_housekeeping(
     settings: Settings, *, stop_event: threading.Event, clock: Clock = clock_now
 ) -> int:
@@ -67,7 +99,11 @@ def run_housekeeping(
     passes = 0
     while not stop_event.is_set():
         try:
-            result = housekeeping_pass(settings, clock())
+            result = locked_housekeeping_pass(settings, clock())
+            if result is None:
+                passes += 1
+                stop_event.wait(settings.housekeeping_interval_s)
+                continue
             merged = [r for r in result.compacted if r.merged]
             if result.expired or merged or result.failed:
                 log.info(
@@ -99,7 +135,14 @@ def run_scheduler(
     catalog_engine(settings.database_url)
     interval = settings.evaluate_interval_s
     ticks = 0
-    log.info("scheduler started: every %ss, runs kept in %s", interval, settings.runs_dir)
+    cluster = is_cluster_catalog(settings.database_url)
+    log.info(
+        "scheduler started on node %s: every %ss, runs kept in %s%s",
+        node_name(),
+        interval,
+        settings.runs_dir,
+        " (cluster: PostgreSQL advisory lock)" if cluster else "",
+    )
     housekeeper: threading.Thread | None = None
     if settings.housekeeping_interval_s > 0:
         housekeeper = threading.Thread(
@@ -120,9 +163,15 @@ def run_scheduler(
             continue  # woke up far too late (suspend?): start again from the next boundary
         try:
             path = runner(settings=settings, now=target, dry_run=False)
-            log.info("tick %s ok: %s", target.isoformat(), path)
+            log.info("tick %s ok on node %s: %s", target.isoformat(), node_name(), path)
         except EvaluationLocked as exc:
-            log.warning("tick %s skipped: %s", target.isoformat(), exc)
+            # In a cluster another node evaluating is the normal case, not a warning.
+            log.log(
+                logging.INFO if cluster else logging.WARNING,
+                "tick %s skipped: %s",
+                target.isoformat(),
+                exc,
+            )
         except EvaluationFailed as exc:
             log.error("tick %s failed: %s (see %s)", target.isoformat(), exc, exc.notebook_path)
         except Exception:

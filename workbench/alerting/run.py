@@ -3,8 +3,15 @@
 
 ``run_notebook`` is what the scheduler, the CLI and any orchestrator-like caller use:
 
-* a non-blocking cross-process lock (``$WORKBENCH_DATA_DIR/evaluate.lock``): when
-  another evaluation holds it, this one is skipped (:class:`EvaluationLocked`);
+* a non-blocking lock (:func:`workbench.catalog.locks.cluster_lock`): on SQLite the
+  file ``$WORKBENCH_DATA_DIR/evaluate.lock``, on PostgreSQL an advisory lock every
+  scheduler on that catalog shares; when another evaluation holds it, this one is
+  skipped (:class:`EvaluationLocked`);
+* on PostgreSQL, one evaluation per minute cluster-wide: a minute some node already
+  evaluated (``ok``) is skipped too, and a run of that minute still ``running`` while
+  we hold the lock belongs to a dead node: it is closed as an error and evaluated again;
+* the run records its node (``WORKBENCH_NODE_NAME``, default ``hostname:pid`` of
+  this process, passed to the kernel through the environment);
 * :func:`workbench.notebooks.execute` runs the notebook on the ``python3`` kernel
   (installed for this interpreter if missing) with the cell and start timeouts from
   ``WORKBENCH_EVALUATE_TIMEOUT_SECONDS``;
@@ -19,6 +26,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -35,6 +43,7 @@ from workbench.alerting.evaluate import EvaluationResult, evaluate
 from workbench.alerting.notify import DeliveryReport, deliver_due
 from workbench.catalog import models as m
 from workbench.catalog.db import catalog_engine, get_engine, session_scope
+from workbench.catalog.locks import NODE_NAME_SETTING, cluster_lock, is_cluster_catalog, node_name
 from workbench.config import Settings, get_settings
 from workbench.errors import WorkbenchError
 from workbench.notebooks import ALERT_NOTEBOOK, NotebookFailed, describe, execute, report_url
@@ -43,6 +52,7 @@ from workbench.times import parse_instant
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "evaluate.lock"
+CLUSTER_LOCK = "evaluate"  # the lock's name: file evaluate.lock, or its advisory key
 ACTION_ORDER = ("create", "reopen", "auto_resolve", "update", "suppress", "none")
 DELIVERY_LIMIT = 50  # per tick: bounded so a tick stays well inside its timeout
 
@@ -185,17 +195,29 @@ def run_notebook(
     Raises :class:`EvaluationLocked` when another evaluation runs, and
     :class:`EvaluationFailed` (after recording it) when the notebook fails.
     """
-    from filelock import FileLock, Timeout
-
     at = clock.floor_minute(now) if now is not None else clock.minute()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.data_dir / LOCK_NAME))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise EvaluationLocked(
-            f"another evaluation is running (lock {settings.data_dir / LOCK_NAME}); skipped {at.isoformat()}"
-        ) from None
+    os.environ.setdefault(NODE_NAME_SETTING, node_name())  # the kernel records this node
+    cluster = is_cluster_catalog(settings.database_url)
+    lock = cluster_lock(
+        CLUSTER_LOCK, database_url=settings.database_url, data_dir=settings.data_dir
+    )
+    if not lock.try_acquire():
+        where = (
+            "the catalog's advisory lock" if cluster else f"lock {settings.data_dir / LOCK_NAME}"
+        )
+        raise EvaluationLocked(f"another evaluation is running ({where}); skipped {at.isoformat()}")
+    if cluster and not dry_run:
+        try:
+            done_by = claim_minute(get_engine(settings.database_url), at)
+        except BaseException:
+            lock.release()
+            raise
+        if done_by is not None:
+            lock.release()
+            raise EvaluationLocked(
+                f"{at.isoformat()} was already evaluated by node {done_by}; skipped"
+            )
     out = output_path(settings.runs_dir, at)
     parameters: dict[str, Any] = {
         "now": at.isoformat(),
@@ -224,6 +246,35 @@ def run_notebook(
         lock.release()
     prune_runs(settings.runs_dir, today=at.date(), keep_days=settings.runs_retention_days)
     return out
+
+
+def claim_minute(engine: Engine, at: datetime) -> str | None:
+    """Under the cluster lock: return the node that already evaluated ``at`` (``ok``), or None.
+
+    A non-dry run of ``at`` still ``running`` cannot be alive (its node would hold the
+    lock): it is closed as an error naming its node, and the minute is free again.
+    """
+    with session_scope(engine) as s:
+        runs = s.exec(
+            select(m.EvaluationRun).where(
+                col(m.EvaluationRun.now) == at, col(m.EvaluationRun.dry_run).is_(False)
+            )
+        ).all()
+        for run in runs:
+            if run.status == "ok":
+                return run.node or "unknown"
+        dead = [r.id for r in runs if r.status == "running"]
+        if dead:
+            s.execute(
+                sa.update(m.EvaluationRun)
+                .where(col(m.EvaluationRun.id).in_(dead))
+                .values(
+                    status="error",
+                    finished_at=clock.now(),
+                    error="abandoned: its node stopped mid-run (the cluster lock was released)",
+                )
+            )
+    return None
 
 
 def evaluate_once(
@@ -297,6 +348,7 @@ def run_summary(engine: Engine, notebook_path: Path) -> dict[str, Any]:
             "dry_run": run.dry_run,
             "outcomes": run.outcomes,
             "error": run.error,
+            "node": run.node,
         },
         "decisions": decisions,
     }

@@ -16,7 +16,8 @@ def run_lines(summary: dict[str, Any], notebook_path: Path) -> list[str]:
     if run is not None:
         mode = " (dry run)" if run["dry_run"] else ""
         outcomes = " ".join(f"{k}={v}" for k, v in sorted(run["outcomes"].items())) or "no rules"
-        lines.append(f"evaluated at {run['now']}{mode}: {run['status']}; {outcomes}")
+        node = f"; node {run['node']}" if run.get("node") else ""
+        lines.append(f"evaluated at {run['now']}{mode}: {run['status']}; {outcomes}{node}")
     for d in summary["decisions"]:
         incident = f"  incident {d['incident_id']}" if d["incident_id"] else ""
         lines.append(

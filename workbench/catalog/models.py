@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from workbench import clock
+from workbench.catalog.locks import node_name
 from workbench.catalog.types import UTCDateTime
 
 ACTIVE_STATUSES: tuple[str, ...] = ("open", "acknowledged")
@@ -177,6 +178,8 @@ class EvaluationRun(SQLModel, table=True):
     outcomes: dict[str, int] = Field(default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False))
     error: str | None = Field(default=None, max_length=4000)
     notebook_path: str | None = Field(default=None, max_length=1000)
+    #: Which scheduler evaluated (``WORKBENCH_NODE_NAME``, default ``hostname:pid``).
+    node: str | None = Field(default_factory=node_name, max_length=200)
 
 
 class Decision(SQLModel, table=True):

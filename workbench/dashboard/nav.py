@@ -77,6 +77,8 @@ def describe_heartbeat(
     last = run.finished_at or run.started_at
     age = now - last
     detail = f"last run {run.status}, started {fmt_ts(run.started_at)}"
+    if run.node:
+        detail += f" on node {run.node}"
     if run.status == "error":
         err = (run.error or "").strip().splitlines()
         return HeartbeatState(
