@@ -140,3 +140,29 @@ def test_a_run_records_its_node(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_NODE_NAME", "sched-b")
     at = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     assert m.EvaluationRun(now=at, started_at=at).node == "sched-b"
+
+
+@pytest.mark.postgres
+def test_housekeeping_is_skipped_while_another_node_holds_its_lock(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from scheduled.scheduler import HOUSEKEEPING_LOCK, locked_housekeeping_pass
+    from workbench.config import Settings
+
+    (tmp_path / "lake").mkdir()
+    settings = Settings(  # type: ignore[call-arg]
+        WORKBENCH_DATA_DIR=tmp_path / "data",
+        DATABASE_URL=postgres_url,
+        WORKBENCH_LAKE_URL=str(tmp_path / "lake"),
+    )
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    other = cluster_lock(HOUSEKEEPING_LOCK, database_url=postgres_url, data_dir=tmp_path)
+    assert other.try_acquire()
+    assert locked_housekeeping_pass(settings, now) is None
+    other.release()
+    assert locked_housekeeping_pass(settings, now) is not None
+    # the pass released its lock
+    assert other.try_acquire()
+    other.release()
