@@ -16,7 +16,8 @@ meta          string (nullable)           JSON object text, or null
 
 Partitioning is hive style on the UTC date of ``timestamp``:
 ``logs/date=2026-11-26/part-….parquet``. Retention deletes whole partitions.
-A file is visible only once complete: writers write ``.tmp-…`` names and rename.
+A file is visible only once complete: on local disk writers write ``.tmp-…`` names and
+rename; on object storage they upload once under the final name (``workbench.lake.fs``).
 Readers ignore names that start with ``.`` or ``_``.
 """
 
