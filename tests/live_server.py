@@ -106,3 +106,26 @@ class LiveServer:
         """Stop the server gracefully (SIGTERM: it flushes to the lake), killing it if it hangs."""
         if self.proc is not None:
             stop_process(self.proc)
+
+
+def start_scheduler(
+    env: dict[str, str], log: Path, *, evaluate_s: int, housekeeping_s: int
+) -> subprocess.Popen[bytes]:
+    """Start a real ``workbench scheduler`` writing to ``log``, ticking every ``evaluate_s``.
+
+    It runs in a session of its own, so a Ctrl-C sent by a test (or a terminal)
+    reaches it alone.
+    """
+    env = {
+        **env,
+        "WORKBENCH_EVALUATE_INTERVAL_SECONDS": str(evaluate_s),
+        "WORKBENCH_HOUSEKEEPING_INTERVAL_SECONDS": str(housekeeping_s),
+    }
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "workbench", "scheduler"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

@@ -7,42 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.live_server import stop_process
-
-
-def _start(data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "WORKBENCH_DATA_DIR": str(data_dir),
-        "WORKBENCH_EVALUATE_INTERVAL_SECONDS": "2",
-        "WORKBENCH_HOUSEKEEPING_INTERVAL_SECONDS": "0",
-    }
-    with open(log_path, "wb") as log:
-        # A session of its own: Ctrl-C in a terminal signals the whole process group.
-        return subprocess.Popen(
-            [sys.executable, "-m", "workbench", "scheduler"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _wait_for(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.live_server import start_scheduler, stop_process
+from tests.waiting import wait_until
 
 
 @pytest.mark.slow
@@ -50,15 +21,20 @@ def test_a_tick_is_one_line_and_ctrl_c_during_a_tick_stops_quietly(
     data_dir: Path, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "scheduler.log"
-    proc = _start(data_dir, log_path)
+    proc = start_scheduler(
+        {**os.environ, "WORKBENCH_DATA_DIR": str(data_dir)},
+        log_path,
+        evaluate_s=2,
+        housekeeping_s=0,
+    )
     try:
-        assert _wait_for(lambda: " tick " in log_path.read_text(errors="replace"), 120)
+        wait_until(lambda: " tick " in log_path.read_text(errors="replace"), 120)
         first_tick = log_path.read_text(errors="replace")
         # Ctrl-C while the next tick's kernel runs.
         scheduler = psutil.Process(proc.pid)
-        assert _wait_for(lambda: bool(scheduler.children(recursive=True)), 60)
+        wait_until(lambda: bool(scheduler.children(recursive=True)), 60)
         os.killpg(proc.pid, signal.SIGINT)
-        assert _wait_for(lambda: proc.poll() is not None, 60), "Ctrl-C did not stop it"
+        wait_until(lambda: proc.poll() is not None, 60, what="Ctrl-C stops it")
     finally:
         stop_process(proc)
     text = log_path.read_text(errors="replace")

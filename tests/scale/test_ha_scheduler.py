@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from tests.alerting.conftest import Receiver, _start, add_channel, add_errors, add_rule
-from tests.live_server import stop_process
+from tests.live_server import start_scheduler, stop_process
 from workbench.catalog import models as m
 from workbench.catalog.db import get_engine, init_db
 
@@ -160,29 +160,15 @@ def test_two_evaluations_racing_for_a_minute_make_one_run_and_a_killed_holder_is
     assert len(receiver.requests) == 1  # still breaching, inside the cooldown: no new page
 
 
-def _scheduler(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **env,
-        "WORKBENCH_EVALUATE_INTERVAL_SECONDS": "4",
-        "WORKBENCH_HOUSEKEEPING_INTERVAL_SECONDS": "1",
-    }
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "workbench", "scheduler"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 def test_two_schedulers_evaluate_each_boundary_once_and_survive_kill_9(
     cluster: tuple[Engine, dict[str, dict[str, str]]], receiver: Receiver, tmp_path: Path
 ) -> None:
     engine, envs = cluster
     add_errors(envs["node-a"]["WORKBENCH_LAKE_URL"], datetime.now(UTC), 8)
     logs = {n: tmp_path / f"{n}-scheduler.log" for n in envs}
-    procs = {n: _scheduler(env, logs[n]) for n, env in envs.items()}
+    procs = {
+        n: start_scheduler(env, logs[n], evaluate_s=4, housekeeping_s=1) for n, env in envs.items()
+    }
     try:
         ok = lambda: [r for r in _runs(engine) if r.status == "ok"]  # noqa: E731
         assert _wait_for(lambda: len(ok()) >= 3, 180), {
