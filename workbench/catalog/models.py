@@ -56,7 +56,7 @@ class AlertRule(SQLModel, table=True):
 
 
 class NotificationChannel(SQLModel, table=True):
-    """Where notifications go: a webhook URL, optionally signed with a per-channel secret."""
+    """Where notifications go: ``type`` webhook or slack (a URL, ``target``) or email (an address)."""
 
     __tablename__ = "notification_channels"
 
@@ -79,6 +79,9 @@ class AlertIncident(SQLModel, table=True):
         sa.Index(
             "uq_incident_active_fingerprint",
             "fingerprint",
+    #: Optional Jinja2 template (sandboxed) of the notification text; its first line is
+    #: the email subject (``workbench.alerting.templates``).
+    template: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
             unique=True,
             sqlite_where=sa.text("status IN ('open', 'acknowledged')"),
             postgresql_where=sa.text("status IN ('open', 'acknowledged')"),
