@@ -38,6 +38,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/alerting/test_backtest.py",
     "tests/alerting/test_decide.py",
     "tests/alerting/test_evaluate.py",
+    "tests/alerting/test_kinds_api.py",
     "tests/alerting/test_race.py",
     "tests/catalog/",
     "tests/dashboard/test_api_mode.py",

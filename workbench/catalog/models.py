@@ -28,8 +28,12 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
 
 
+RULE_KINDS: tuple[str, ...] = ("threshold", "ratio", "absence", "match", "new_pattern", "anomaly")
+
+
 class AlertRule(SQLModel, table=True):
-    """A threshold rule: alert when ``service`` logs >= ``threshold`` matching events in the window."""
+    """An alert rule of one ``kind`` (default ``threshold``: ``service`` logs >= ``threshold``
+    matching events in the window; the other kinds in ``docs/alerting.md``, "Rule kinds")."""
 
     __tablename__ = "alert_rules"
 
@@ -46,6 +50,15 @@ class AlertRule(SQLModel, table=True):
     auto_resolve_minutes: int | None = None
     severity: str = Field(default="warning", max_length=16)
     enabled: bool = True
+    #: threshold | ratio | absence | match | new_pattern | anomaly (migration 0005).
+    kind: str = Field(
+        default="threshold",
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="threshold"),
+    )
+    min_events: int | None = None  # ratio
+    match: str | None = Field(default=None, max_length=500)  # match (case-insensitive)
+    baseline_days: int | None = None  # new_pattern, anomaly
+    sensitivity: float | None = None  # anomaly
     last_triggered_at: datetime | None = _ts()
     created_at: datetime = Field(
         default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
@@ -66,6 +79,9 @@ class NotificationChannel(SQLModel, table=True):
     target: str = Field(max_length=2048)  # the webhook URL (column name as the original)
     secret: str | None = Field(default=None, max_length=256)
     enabled: bool = True
+    #: Optional Jinja2 template (sandboxed) of the notification text; its first line is
+    #: the email subject (``workbench.alerting.templates``).
+    template: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(
         default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )
@@ -79,9 +95,6 @@ class AlertIncident(SQLModel, table=True):
         sa.Index(
             "uq_incident_active_fingerprint",
             "fingerprint",
-    #: Optional Jinja2 template (sandboxed) of the notification text; its first line is
-    #: the email subject (``workbench.alerting.templates``).
-    template: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
             unique=True,
             sqlite_where=sa.text("status IN ('open', 'acknowledged')"),
             postgresql_where=sa.text("status IN ('open', 'acknowledged')"),
@@ -111,6 +124,14 @@ class AlertIncident(SQLModel, table=True):
     resolved_at: datetime | None = _ts()
     resolved_by: str | None = Field(default=None, max_length=200)
     reopen_count: int = 0
+    #: The rule's kind, what it observed (count, or percent for ratio) and, for ratio and
+    #: anomaly, the baseline it was compared with (migration 0005).
+    kind: str = Field(
+        default="threshold",
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="threshold"),
+    )
+    observed_value: float | None = None
+    baseline_value: float | None = None
     created_at: datetime = Field(
         default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )

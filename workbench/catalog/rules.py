@@ -20,7 +20,8 @@ from sqlmodel import Session, col, select
 from workbench.catalog._common import load, require_aware
 from workbench.catalog.incidents import resolve_incident
 from workbench.catalog.models import ACTIVE_STATUSES, AlertIncident, AlertRule
-from workbench.catalog.schemas import RuleCreate, RuleUpdate
+from workbench.catalog.schemas import ALL_LEVELS, RuleCreate, RuleUpdate, kind_problems
+from workbench.errors import ValidationError
 
 
 def create_rule(*, session: Session, data: RuleCreate, now: datetime) -> AlertRule:
@@ -51,7 +52,13 @@ def get_rule(*, session: Session, rule_id: uuid.UUID) -> AlertRule:
 
 
 # Fields that change *what* a rule watches (and, for the service, its fingerprint).
-WATCHED = {"service": "service", "levels": "levels", "message_contains": "message filter"}
+WATCHED = {
+    "service": "service",
+    "levels": "levels",
+    "message_contains": "message filter",
+    "kind": "kind",
+    "match": "match text",
+}
 
 
 def _watched_changes(rule: AlertRule, changes: dict[str, Any]) -> list[str]:
@@ -68,6 +75,28 @@ def _watched_changes(rule: AlertRule, changes: dict[str, Any]) -> list[str]:
         if differs:
             out.append(label)
     return out
+
+
+def kind_changes(rule: AlertRule, data: RuleUpdate) -> dict[str, Any]:
+    """Return ``data``'s changes checked against the rule's kind after the change.
+
+    The kind-specific fields are validated on the merged rule (the stored values
+    overlaid with the change): a field the kind does not use is refused when sent
+    (:class:`~workbench.errors.ValidationError` naming it, a 400), cleared when the
+    kind changes; the new kind's missing fields get their defaults.
+    """
+    changes = data.changes()
+    merged = {name: getattr(rule, name) for name in RuleUpdate.model_fields}
+    merged.update(changes)
+    problems, store = kind_problems(merged, set(changes))
+    if problems:
+        raise ValidationError("Invalid rule", {name: [msg] for name, msg in problems.items()})
+    for name, value in store.items():
+        if getattr(rule, name) != value:
+            changes[name] = value
+    if merged.get("kind") == "absence" and list(rule.levels or ()) != list(ALL_LEVELS):
+        changes["levels"] = list(ALL_LEVELS)
+    return changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +124,7 @@ def apply_rule_change(
     """
     now = require_aware(now)
     rule = load(session, AlertRule, rule_id, "rule", lock=True)
-    changes = data.changes()
+    changes = kind_changes(rule, data)
     watched = _watched_changes(rule, changes)
     resolved: list[uuid.UUID] = []
     reason = None

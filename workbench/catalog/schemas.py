@@ -19,11 +19,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     computed_field,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from workbench.catalog.webhook_targets import check_webhook_url
 
@@ -90,6 +92,79 @@ def _blank_to_none(value: Any) -> Any:
 
 # ---------------------------------------------------------------- rules
 
+RuleKind = Literal["threshold", "ratio", "absence", "match", "new_pattern", "anomaly"]
+ALL_LEVELS: tuple[Level, ...] = ("debug", "info", "warn", "error", "fatal")
+MAX_BASELINE_DAYS = 28
+MAX_SENSITIVITY = 100.0
+
+#: The kind-specific fields (snake_case) and which kinds use them; each kind refuses the others.
+KIND_FIELDS: dict[str, frozenset[str]] = {
+    "threshold": frozenset({"message_contains"}),
+    "ratio": frozenset({"min_events"}),
+    "absence": frozenset(),
+    "match": frozenset({"match"}),
+    "new_pattern": frozenset({"baseline_days"}),
+    "anomaly": frozenset({"baseline_days", "sensitivity"}),
+}
+KIND_SPECIFIC: frozenset[str] = frozenset().union(*KIND_FIELDS.values())
+#: Defaults of the kind-specific fields, filled in when the kind uses them and they are absent.
+KIND_DEFAULTS: dict[str, Any] = {"min_events": 20, "baseline_days": 7, "sensitivity": 3.0}
+
+
+def kind_problems(values: dict[str, Any], given: set[str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Check a rule's kind against its fields; return ``(problems, kind fields to store)``.
+
+    ``values`` holds the rule's fields after the change (snake_case), ``given`` the
+    names the caller sent. ``problems`` maps the camelCase field name to what is
+    wrong (empty when the rule is valid); the second dict holds every kind-specific
+    field with its value to store: defaults filled in for the kind's own fields,
+    None for the fields the kind does not use (cleared when the kind changes).
+    """
+    kind = values.get("kind") or "threshold"
+    problems: dict[str, str] = {}
+    store: dict[str, Any] = {}
+    own = KIND_FIELDS.get(kind, frozenset())
+    for name in sorted(KIND_SPECIFIC):
+        value = values.get(name)
+        if name in own:
+            if value is None:
+                if name == "match":
+                    problems["match"] = "match is required for kind match"
+                value = KIND_DEFAULTS.get(name)
+            store[name] = value
+            continue
+        if value is not None and name in given:
+            users = sorted(k for k, fields in KIND_FIELDS.items() if name in fields)
+            problems[to_camel(name)] = (
+                f"{to_camel(name)} is not allowed for kind {kind} "
+                f"(only for kind {' or '.join(users)})"
+            )
+        store[name] = None
+    if kind == "absence" and "levels" in given:
+        levels = values.get("levels") or []
+        if set(levels) != set(ALL_LEVELS):
+            problems["levels"] = (
+                "levels is not allowed for kind absence (it counts events of every level)"
+            )
+    if kind == "ratio" and (values.get("threshold") or 0) > 100:
+        problems["threshold"] = "threshold is a percent for kind ratio: at most 100"
+    return problems, store
+
+
+def _field_errors(title: str, problems: dict[str, str], values: dict[str, Any]) -> ValidationError:
+    """Return a pydantic ValidationError locating each problem at its field (a 400 naming it)."""
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", message),
+                loc=(field,),
+                input=values.get(to_snake(field)),
+            )
+            for field, message in problems.items()
+        ],
+    )
+
 
 class RuleCreate(_Input):
     """A new alert rule: page when ``service`` logs >= ``threshold`` matching events in the window."""
@@ -104,13 +179,30 @@ class RuleCreate(_Input):
     auto_resolve_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
     severity: Severity = "warning"
     enabled: bool = True
+    kind: RuleKind = "threshold"
+    min_events: int | None = Field(default=None, ge=1, le=MAX_THRESHOLD)
+    match: str | None = Field(default=None, max_length=500)
+    baseline_days: int | None = Field(default=None, ge=1, le=MAX_BASELINE_DAYS)
+    sensitivity: float | None = Field(default=None, gt=0, le=MAX_SENSITIVITY)
 
     _levels = field_validator("levels", mode="before")(_normalise_levels)
-    _message = field_validator("message_contains", mode="before")(_blank_to_none)
+    _message = field_validator("message_contains", "match", mode="before")(_blank_to_none)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> RuleCreate:
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        problems, store = kind_problems(values, set(self.model_fields_set))
+        if problems:
+            raise _field_errors(type(self).__name__, problems, values)
+        for name, value in store.items():
+            object.__setattr__(self, name, value)
+        if self.kind == "absence":
+            object.__setattr__(self, "levels", list(ALL_LEVELS))
+        return self
 
 
 # Fields of RuleUpdate that may be set to null (meaning "clear it").
-_RULE_NULLABLE = frozenset({"message_contains", "auto_resolve_minutes"})
+_RULE_NULLABLE = frozenset({"message_contains", "auto_resolve_minutes"}) | KIND_SPECIFIC
 
 
 class RuleUpdate(_Input):
@@ -126,9 +218,14 @@ class RuleUpdate(_Input):
     auto_resolve_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
     severity: Severity | None = None
     enabled: bool | None = None
+    kind: RuleKind | None = None
+    min_events: int | None = Field(default=None, ge=1, le=MAX_THRESHOLD)
+    match: str | None = Field(default=None, max_length=500)
+    baseline_days: int | None = Field(default=None, ge=1, le=MAX_BASELINE_DAYS)
+    sensitivity: float | None = Field(default=None, gt=0, le=MAX_SENSITIVITY)
 
     _levels = field_validator("levels", mode="before")(_normalise_levels)
-    _message = field_validator("message_contains", mode="before")(_blank_to_none)
+    _message = field_validator("message_contains", "match", mode="before")(_blank_to_none)
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> RuleUpdate:
@@ -158,6 +255,11 @@ class RulePublic(_Edge):
     auto_resolve_minutes: int | None
     severity: str
     enabled: bool
+    kind: str = "threshold"
+    min_events: int | None = None
+    match: str | None = None
+    baseline_days: int | None = None
+    sensitivity: float | None = None
     last_triggered_at: UTCTimestamp | None
     created_at: UTCTimestamp
     updated_at: UTCTimestamp
@@ -256,6 +358,9 @@ class IncidentPublic(_Edge):
     acknowledged_by: str | None
     resolved_by: str | None
     reopen_count: int
+    kind: str = "threshold"
+    observed_value: float | None = None
+    baseline_value: float | None = None
 
 
 class IncidentEventPublic(_Edge):
