@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     webhook_max_response_bytes: int = Field(
         default=64 * 1024, alias="WORKBENCH_WEBHOOK_MAX_RESPONSE_BYTES", gt=0
     )
+    # Email channels send through this SMTP server, e.g.
+    # smtp://user:pass@host:587?starttls=true&from=alerts@example.com (docs/alerting.md);
+    # unset: an email channel cannot be saved.
+    smtp_url: str = Field(default="", alias="WORKBENCH_SMTP_URL")
 
     # Security: who may call the API, and how much one caller may take (docs/security.md).
     # Comma-separated browser origins allowed by CORS; empty means no CORS headers at all.

@@ -150,11 +150,19 @@ def list_channels(request: Request, engine: EngineDep) -> list[ChannelPublic]:
 
 @router.post("/channels", response_model=ChannelPublic, status_code=http_status.HTTP_201_CREATED)
 def create_channel(request: Request, engine: EngineDep, body: ChannelCreate) -> ChannelPublic:
-    """Create a webhook channel; answers 201 with the channel."""
-    allow_private = request.app.state.settings.allow_private_webhooks
+    """Create a channel (webhook, slack or email); answers 201 with the channel.
+
+    400 naming the field for a bad target or template (with its line), or naming
+    ``WORKBENCH_SMTP_URL`` for an email channel while that setting is unset.
+    """
+    settings: Settings = request.app.state.settings
     with session_scope(engine) as session:
         channel = channels.create_channel(
-            session=session, data=body, now=clock.now(), allow_private=allow_private
+            session=session,
+            data=body,
+            now=clock.now(),
+            allow_private=settings.allow_private_webhooks,
+            smtp_url=settings.smtp_url,
         )
         return ChannelPublic.model_validate(channel)
 
@@ -164,10 +172,14 @@ def update_channel(
     request: Request, engine: EngineDep, id: uuid.UUID, body: ChannelUpdate
 ) -> dict[str, str]:
     """Toggle (``{"enabled": bool}``) or change a channel."""
-    allow_private = request.app.state.settings.allow_private_webhooks
+    settings: Settings = request.app.state.settings
     with session_scope(engine) as session:
         channels.update_channel(
-            session=session, channel_id=id, data=body, allow_private=allow_private
+            session=session,
+            channel_id=id,
+            data=body,
+            allow_private=settings.allow_private_webhooks,
+            smtp_url=settings.smtp_url,
         )
     return UPDATED
 
@@ -205,6 +217,18 @@ def test_channel(request: Request, engine: EngineDep, id: uuid.UUID) -> Any:
         body["error"] = public.last_error or f"delivery {public.status}"
         return JSONResponse(body, status_code=502)
     return body
+
+
+@router.post("/channels/{id}/preview")
+def preview_channel(request: Request, engine: EngineDep, id: uuid.UUID) -> dict[str, Any]:
+    """Render the channel's notification for the most recent incident (or a sample); sends nothing."""
+    from workbench.alerting.preview import preview_channel as preview
+
+    settings: Settings = request.app.state.settings
+    with session_scope(engine) as session:
+        return preview(
+            session=session, channel_id=id, now=clock.now(), dashboard_url=settings.dashboard_url
+        )
 
 
 # ---------------------------------------------------------------- incidents
@@ -282,11 +306,20 @@ def acknowledge_incident(
 
 
 @router.post("/incidents/{id}/resolve")
-def resolve_incident(engine: EngineDep, id: uuid.UUID, body: ActionBody = None) -> dict[str, bool]:
-    """Resolve an open or acknowledged incident (idempotent)."""
+def resolve_incident(
+    request: Request, engine: EngineDep, id: uuid.UUID, body: ActionBody = None
+) -> dict[str, bool]:
+    """Resolve an open or acknowledged incident (idempotent); the paged channels hear it."""
     actor = (body.actor if body else None) or "api"
+    dashboard_url = request.app.state.settings.dashboard_url
     with session_scope(engine) as session:
-        incidents.resolve_incident(session=session, incident_id=id, actor=actor, now=clock.now())
+        incidents.resolve_incident(
+            session=session,
+            incident_id=id,
+            actor=actor,
+            now=clock.now(),
+            dashboard_url=dashboard_url,
+        )
     return OK
 
 

@@ -59,8 +59,12 @@ def test_sends_original_keys_signed(
     assert (report.claimed, report.sent, report.retrying, report.failed) == (1, 1, 0, 0)
     [req] = receiver.requests
     [body] = receiver.bodies()
+    # Issue 15 adds the evidence to firing pages; everything else is unchanged.
+    evidence = body.pop("evidence")
     assert set(body) == set(ORIGINAL_KEYS) | set(EXTRA_KEYS)
     [inc] = incidents(engine)
+    assert evidence["topPatterns"] == [{"pattern": "boom", "count": 7, "example": "boom"}]
+    assert evidence["dashboardUrl"] == f"{DASH}/voila/render/incidents.ipynb?incident={inc.id}"
     assert body == {
         "type": "error_alert",
         "service": "auth",

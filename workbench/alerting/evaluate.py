@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,9 @@ from sqlmodel import Session, col, select
 
 from workbench import clock
 from workbench.alerting.decide import Decision, RuleState, decide
+from workbench.alerting.evidence import gather_evidence
 from workbench.alerting.incidents import (
+    PAGES,
     Links,
     apply_decision,
     apply_updates,
@@ -231,6 +233,15 @@ def _evaluate(
 
     final: dict[str, tuple[Decision, int]] = {}
     if not dry_run:
+        # Evidence: one bounded read of each paging incident's window, shared by its channels.
+        links = replace(
+            links,
+            evidence={
+                rule.rule_id: gather_evidence(lake_url, rule, now, links.dashboard_url)
+                for rule, decision, silenced in decided
+                if decision.notify in PAGES and channels
+            },
+        )
         # Pages first (create, reopen, auto-resolve): each in its own transaction.
         for rule, decision, silenced in decided:
             if decision.changes_state and decision.action != "update":

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,9 +33,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from workbench.alerting.decide import ACTIVE, Decision, IncidentState, RuleState, decide
-from workbench.alerting.payload import build_payload
+from workbench.alerting.decide import (
+    ACTIVE,
+    ALERT,
+    REOPENED,
+    Decision,
+    IncidentState,
+    RuleState,
+    decide,
+)
+from workbench.alerting.payload import build_payload, incident_url
 from workbench.catalog import models as m
+from workbench.catalog.channels import paged_channels
 from workbench.catalog.db import session_scope
 from workbench.errors import StorageError
 
@@ -44,6 +53,8 @@ log = logging.getLogger(__name__)
 EVALUATOR = "evaluator"
 _MAX_RETRIES = 4
 _IN_CHUNK = 500
+#: Notification types that page (and so carry evidence).
+PAGES: frozenset[str] = frozenset({ALERT, REOPENED, "error_alert_repeat"})
 
 # Core tables: the hot paths insert plain rows, not ORM objects.
 INCIDENTS: sa.Table = m.AlertIncident.__table__  # type: ignore[attr-defined]
@@ -58,10 +69,16 @@ class _LostRace(Exception):
 
 @dataclass(frozen=True)
 class Links:
-    """Where payloads point: the dashboard, and an incident's investigation report if any."""
+    """Where payloads point: the dashboard, and an incident's investigation report if any.
+
+    ``evidence`` maps a rule id to the evidence gathered for its page at this tick
+    (:func:`workbench.alerting.evidence.gather_evidence`, once per incident, shared by
+    every channel); firing and reopened payloads carry it.
+    """
 
     dashboard_url: str
     report_url: Callable[[uuid.UUID], str | None] | None = None
+    evidence: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def incident_state(incident: m.AlertIncident) -> IncidentState:
@@ -305,7 +322,12 @@ def _write(
             severity=rule.severity,
             dashboard_url=links.dashboard_url,
             report_url=links.report_url(incident_id) if links.report_url else None,
+            reason=_auto_reason(rule) if d.action == "auto_resolve" else None,
+            evidence=_evidence(links, rule, d.notify, incident_id),
         )
+        if d.action == "auto_resolve":
+            # "Resolved" goes to the channels that were paged for this incident.
+            channels = paged_channels(session=s, incident_id=incident_id)
         rows = [
             {
                 "id": uuid.uuid4(),
@@ -332,6 +354,21 @@ def _write(
     applied = replace(d, incident=replace(inc, id=incident_id))
     _insert(s, DECISIONS, [decision_row(applied, rule, run_id)])
     return applied, delivered
+
+
+def _auto_reason(rule: RuleState) -> str:
+    quiet = _minutes(rule.auto_resolve or timedelta(0))
+    return f"auto-resolved: no matching events for {quiet} min"
+
+
+def _evidence(
+    links: Links, rule: RuleState, notify: str, incident_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """Return the evidence of a firing/reopened page (with the incident link), else None."""
+    found = links.evidence.get(rule.rule_id)
+    if found is None or notify not in PAGES:
+        return None
+    return {**found, "dashboardUrl": incident_url(links.dashboard_url, incident_id)}
 
 
 def _conditional(s: Session, stmt: Any) -> None:

@@ -6,8 +6,12 @@ same transaction as the incident change; :func:`deliver_due` sends what is due:
 * claim: a conditional UPDATE pushes ``next_attempt_at`` forward by a lease
   (``WHERE id = ? AND status = 'pending' AND next_attempt_at <= now``); only the
   sender whose UPDATE matched sends, so two senders never send the same row at once;
-* send: POST of the stored JSON payload, with a timeout, signed when the channel
-  has a secret (see :mod:`workbench.alerting.payload`), several rows in parallel so
+* send: by channel type (:mod:`workbench.alerting.messages`): ``webhook`` POSTs the
+  stored JSON payload (plus ``text`` when the channel has a template), ``slack`` a
+  Slack incoming-webhook body built from it, ``email`` an SMTP message to the
+  address (``WORKBENCH_SMTP_URL``, :mod:`workbench.alerting.smtp`; unset -> the row
+  fails at once, ``refused: WORKBENCH_SMTP_URL is not set``). HTTP sends have a
+  timeout and are signed when the channel has a secret (see :mod:`workbench.alerting.payload`), several rows in parallel so
   one slow receiver does not hold up the others; the signature's timestamp is the
   moment of sending (``clock``, the wall clock by default), not the tick's ``now``,
   so a re-run of an old minute passes the receiver's own age check;
@@ -33,6 +37,7 @@ receivers dedupe on the ``X-Workbench-Delivery`` header (the delivery id).
 from __future__ import annotations
 
 import logging
+import smtplib
 import socket
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,6 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from workbench.alerting import messages
 from workbench.alerting.payload import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -53,6 +59,8 @@ from workbench.alerting.payload import (
     encode,
     signed_headers,
 )
+from workbench.alerting.smtp import SETTING as SMTP_SETTING
+from workbench.alerting.smtp import parse_smtp_url, send_email
 from workbench.catalog import models as m
 from workbench.catalog.db import session_scope
 from workbench.catalog.webhook_targets import check_webhook_target
@@ -148,6 +156,7 @@ def post(
     allow_private: bool | None = None,
     max_response_bytes: int | None = None,
     clock: Clock = clock_now,
+    event_type: str | None = None,
 ) -> Attempt:
     """POST one payload (signed if ``secret``) and return how it went; never raises for HTTP.
 
@@ -170,7 +179,7 @@ def post(
     body = encode(payload)
     # Signed at send time: a receiver rejects old timestamps, and the tick may be old.
     headers = signed_headers(secret, int(clock().timestamp()), body)
-    headers[EVENT_HEADER] = str(payload.get("type", ""))
+    headers[EVENT_HEADER] = event_type or str(payload.get("type", ""))
     headers[DELIVERY_HEADER] = str(delivery_id)
     headers["User-Agent"] = USER_AGENT
     limit = _or_setting(max_response_bytes, "webhook_max_response_bytes")
@@ -193,6 +202,92 @@ def post(
         return Attempt(delivery_id, False, code, error[:2000])
     text = answer[:300].decode("utf-8", errors="replace")
     return Attempt(delivery_id, False, code, f"HTTP {code}: {text}"[:2000])
+
+
+def send_email_attempt(
+    *,
+    channel: m.NotificationChannel,
+    recipient: str,
+    payload: dict[str, Any],
+    delivery_id: uuid.UUID,
+    now: datetime,
+    smtp_url: str | None = None,
+) -> Attempt:
+    """Send ``payload`` as an email to ``recipient`` and return how it went; never raises.
+
+    ``smtp_url`` defaults to ``WORKBENCH_SMTP_URL``; unset or unusable is a final failure.
+    """
+    url: str = _or_setting(smtp_url, "smtp_url")
+    if not url:
+        return Attempt(delivery_id, False, None, f"{REFUSED}{SMTP_SETTING} is not set", final=True)
+    try:
+        settings = parse_smtp_url(url)
+    except ValidationError as exc:
+        return Attempt(delivery_id, False, None, f"{REFUSED}{exc.details}"[:2000], final=True)
+    message = messages.email_message(
+        payload,
+        channel.template,
+        sender=settings.sender,
+        recipient=recipient,
+        now=now,
+        delivery_id=str(delivery_id),
+    )
+    try:
+        send_email(settings, message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return Attempt(
+            delivery_id, False, None, f"recipient refused: {exc.recipients}"[:2000], True
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        code = getattr(exc, "smtp_code", None)
+        return Attempt(delivery_id, False, code, f"{type(exc).__name__}: {exc}"[:2000])
+    return Attempt(delivery_id, True, 250, None)
+
+
+def send_to_channel(
+    client: httpx.Client,
+    *,
+    channel: m.NotificationChannel,
+    url: str,
+    payload: dict[str, Any],
+    now: datetime,
+    delivery_id: uuid.UUID,
+    timeout: float,
+    allow_private: bool | None = None,
+    max_response_bytes: int | None = None,
+    clock: Clock = clock_now,
+    smtp_url: str | None = None,
+) -> Attempt:
+    """Send the stored ``payload`` the way ``channel``'s type needs; return how it went.
+
+    ``url`` is the target recorded on the delivery (a URL, or the address for email).
+    """
+    if channel.type == "email":
+        return send_email_attempt(
+            channel=channel,
+            recipient=url,
+            payload=payload,
+            delivery_id=delivery_id,
+            now=now,
+            smtp_url=smtp_url,
+        )
+    if channel.type == "slack":
+        body = messages.slack_body(payload, channel.template)
+    else:
+        body = messages.webhook_body(payload, channel.template)
+    return post(
+        client,
+        url=url,
+        payload=body,
+        secret=channel.secret,
+        now=now,
+        delivery_id=delivery_id,
+        timeout=timeout,
+        allow_private=allow_private,
+        max_response_bytes=max_response_bytes,
+        clock=clock,
+        event_type=str(payload.get("type", "")),
+    )
 
 
 def _claim(engine: Engine, now: datetime, limit: int) -> list[uuid.UUID]:
@@ -267,15 +362,15 @@ def deliver_due(
                 reason = CHANNEL_DELETED if ch is None else CHANNEL_DISABLED
                 attempts.append(Attempt(row.id, False, None, reason))
                 continue
-            jobs.append((row, ch.secret))
+            jobs.append((row, ch))
         with ThreadPoolExecutor(max_workers=min(WORKERS, max(len(jobs), 1))) as pool:
             attempts += list(
                 pool.map(
-                    lambda job: post(
+                    lambda job: send_to_channel(
                         http,
+                        channel=job[1],
                         url=job[0].url,
                         payload=job[0].payload,
-                        secret=job[1],
                         now=now,
                         delivery_id=job[0].id,
                         timeout=seconds,
@@ -385,11 +480,11 @@ def send_test(
     own = client is None
     http = client or webhook_client(timeout=seconds, allow_private=private)
     try:
-        attempt = post(
+        attempt = send_to_channel(
             http,
+            channel=channel,
             url=channel.target,
             payload=payload,
-            secret=channel.secret,
             now=now,
             delivery_id=delivery.id,
             timeout=seconds,
@@ -427,6 +522,8 @@ __all__: Sequence[str] = [
     "backoff",
     "deliver_due",
     "pending_count",
+    "send_email_attempt",
     "send_test",
+    "send_to_channel",
     "webhook_client",
 ]

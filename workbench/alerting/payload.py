@@ -4,7 +4,9 @@ The payload keeps the original system's keys exactly (``type``, ``service``,
 ``errorCount``, ``windowMinutes``, ``triggeredAt``, ``incidentId``) and adds
 ``ruleId``, ``threshold``, ``status``, ``severity``, ``url`` (the dashboard page
 of the incident) and ``reportUrl`` (its investigation report, once one was written
-by ``workbench investigate``; else null).
+by ``workbench investigate``; else null). Firing and reopened notifications add
+``evidence`` (top patterns, newest events, links: :mod:`workbench.alerting.evidence`);
+resolved ones add ``reason`` (auto-resolved, resolved by a person, rule deleted or changed).
 
 Signature: ``X-Workbench-Signature: sha256=<hex>`` where ``hex`` is
 HMAC-SHA256(secret, f"{timestamp}.{body}") and ``timestamp`` is the value of the
@@ -66,9 +68,15 @@ def build_payload(
     severity: str,
     dashboard_url: str,
     report_url: str | None = None,
+    reason: str | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the webhook JSON object for one notification (ids rendered as strings)."""
-    return {
+    """Return the webhook JSON object for one notification (ids rendered as strings).
+
+    ``reason`` (why it resolved) and ``evidence`` (:mod:`workbench.alerting.evidence`)
+    are added only when given: resolved notifications carry a reason, firing ones evidence.
+    """
+    body: dict[str, Any] = {
         "type": event_type,
         "service": service,
         "errorCount": error_count,
@@ -86,6 +94,11 @@ def build_payload(
         ),
         "reportUrl": report_url,
     }
+    if reason is not None:
+        body["reason"] = reason
+    if evidence is not None:
+        body["evidence"] = evidence
+    return body
 
 
 def build_test_payload(*, channel_name: str, now: datetime, dashboard_url: str) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""Notification channels in the catalog: create, list, read, change, toggle, delete."""
+"""Notification channels in the catalog: create, list, read, change, toggle, delete.
+
+A save checks what the channel's type needs: a URL the webhook rule allows
+(``webhook`` and ``slack``), an address and a configured ``WORKBENCH_SMTP_URL``
+(``email``), and a template that compiles (``workbench.alerting.templates``).
+Each refusal is a ValidationError naming the field (or the setting).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,45 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from workbench.catalog._common import load, require_aware
-from workbench.catalog.models import NotificationChannel
-from workbench.catalog.schemas import ChannelCreate, ChannelUpdate
+from workbench.catalog.models import AlertIncident, Delivery, NotificationChannel
+from workbench.catalog.schemas import ChannelCreate, ChannelUpdate, check_channel_target
 from workbench.catalog.webhook_targets import check_webhook_target
 from workbench.errors import ValidationError
+
+SMTP_SETTING = "WORKBENCH_SMTP_URL"
+
+
+def _check_channel(
+    channel_type: str,
+    target: str,
+    template: str | None,
+    allow_private: bool,
+    smtp_url: str | None,
+) -> None:
+    """Return if a channel of ``channel_type`` may be saved as given; ValidationError otherwise."""
+    from workbench.alerting.templates import check_template
+
+    try:
+        check_channel_target(channel_type, target)
+    except ValueError as exc:
+        raise ValidationError("Invalid channel", {"target": [str(exc)]}) from None
+    if channel_type == "email":
+        if smtp_url is None:
+            from workbench.config import get_settings
+
+            smtp_url = get_settings().smtp_url
+        if not smtp_url:
+            raise ValidationError(
+                "Invalid channel",
+                {SMTP_SETTING: [f"email channels need {SMTP_SETTING} (the SMTP server) to be set"]},
+            )
+        from workbench.alerting.smtp import parse_smtp_url
+
+        parse_smtp_url(smtp_url)
+    else:
+        _check_target(target, allow_private)
+    if template:
+        check_template(template)
 
 
 def _check_target(url: str, allow_private: bool) -> None:
@@ -29,11 +70,19 @@ def _check_target(url: str, allow_private: bool) -> None:
 
 
 def create_channel(
-    *, session: Session, data: ChannelCreate, now: datetime, allow_private: bool = True
+    *,
+    session: Session,
+    data: ChannelCreate,
+    now: datetime,
+    allow_private: bool = True,
+    smtp_url: str | None = None,
 ) -> NotificationChannel:
-    """Return a new channel stored from ``data``; ValidationError if the target is not allowed."""
+    """Return a new channel stored from ``data``; ValidationError if it may not be saved.
+
+    ``smtp_url`` (default: ``WORKBENCH_SMTP_URL``) must be set for an email channel.
+    """
     now = require_aware(now)
-    _check_target(data.target, allow_private)
+    _check_channel(data.type, data.target, data.template, allow_private, smtp_url)
     channel = NotificationChannel(**data.model_dump(), created_at=now)
     session.add(channel)
     session.flush()
@@ -58,13 +107,24 @@ def get_channel(*, session: Session, channel_id: uuid.UUID) -> NotificationChann
 
 
 def update_channel(
-    *, session: Session, channel_id: uuid.UUID, data: ChannelUpdate, allow_private: bool = True
+    *,
+    session: Session,
+    channel_id: uuid.UUID,
+    data: ChannelUpdate,
+    allow_private: bool = True,
+    smtp_url: str | None = None,
 ) -> NotificationChannel:
     """Return the channel after applying the fields set in ``data``; raise NotFound if unknown."""
     channel = load(session, NotificationChannel, channel_id, "channel", lock=True)
     changes = data.changes()
-    if "target" in changes:
-        _check_target(changes["target"], allow_private)
+    if {"type", "target", "template"} & set(changes):
+        _check_channel(
+            changes.get("type", channel.type),
+            changes.get("target", channel.target),
+            changes.get("template", channel.template) if "template" in changes else None,
+            allow_private,
+            smtp_url,
+        )
     for name, value in changes.items():
         setattr(channel, name, value)
     session.add(channel)
@@ -86,3 +146,83 @@ def delete_channel(*, session: Session, channel_id: uuid.UUID) -> None:
     channel = load(session, NotificationChannel, channel_id, "channel")
     session.delete(channel)
     session.flush()
+
+
+#: Notification types that page a channel: a channel that got one hears the resolve.
+PAGING_TYPES: tuple[str, ...] = ("error_alert", "error_alert_reopened", "error_alert_repeat")
+RESOLVED_TYPE = "error_alert_resolved"
+
+
+def paged_channels(*, session: Session, incident_id: uuid.UUID) -> list[NotificationChannel]:
+    """Return the enabled channels that were paged for the incident (any delivery of a page)."""
+    paged = (
+        select(Delivery.channel_id)
+        .where(
+            Delivery.incident_id == incident_id,
+            col(Delivery.event_type).in_(PAGING_TYPES),
+            col(Delivery.channel_id).is_not(None),
+        )
+        .distinct()
+    )
+    return list(
+        session.exec(
+            select(NotificationChannel)
+            .where(col(NotificationChannel.id).in_(paged), col(NotificationChannel.enabled))
+            .order_by(col(NotificationChannel.created_at), col(NotificationChannel.id))
+        ).all()
+    )
+
+
+def queue_resolved(
+    *,
+    session: Session,
+    incident: AlertIncident,
+    now: datetime,
+    reason: str,
+    dashboard_url: str | None = None,
+) -> int:
+    """Queue an ``error_alert_resolved`` (with ``reason``) to each channel paged for ``incident``.
+
+    Written in the caller's transaction, so the resolve and its notifications commit
+    together (the outbox then delivers at least once). Returns how many were queued.
+    ``dashboard_url`` defaults to ``WORKBENCH_DASHBOARD_URL``.
+    """
+    from workbench.alerting.payload import build_payload
+
+    targets = paged_channels(session=session, incident_id=incident.id)
+    if not targets:
+        return 0
+    if dashboard_url is None:
+        from workbench.config import get_settings
+
+        dashboard_url = get_settings().dashboard_url
+    payload = build_payload(
+        event_type=RESOLVED_TYPE,
+        service=incident.service,
+        error_count=incident.error_count,
+        window_minutes=incident.window_minutes,
+        triggered_at=incident.triggered_at,
+        incident_id=incident.id,
+        rule_id=incident.rule_id,
+        threshold=incident.threshold,
+        status="resolved",
+        severity=incident.severity,
+        dashboard_url=dashboard_url,
+        reason=reason,
+    )
+    for channel in targets:
+        session.add(
+            Delivery(
+                incident_id=incident.id,
+                channel_id=channel.id,
+                event_type=RESOLVED_TYPE,
+                url=channel.target,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    session.flush()
+    return len(targets)

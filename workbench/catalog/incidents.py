@@ -8,7 +8,7 @@ incidents; this module holds what people do to them. Every transition writes an
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -92,8 +92,12 @@ def _transition(
     actor: str,
     now: datetime,
     note: dict[str, Any] | None = None,
+    on_change: Callable[[AlertIncident], object] | None = None,
 ) -> AlertIncident:
     """Move the incident to ``target`` with ``values`` and record the event; return it.
+
+    ``on_change(incident)`` runs in the same transaction when the status really moved
+    (resolve uses it to queue the ``error_alert_resolved`` notifications).
 
     Already at ``target``: a no-op. The UPDATE is conditional on the status just
     read, so a concurrent change (another click, the evaluator) is never
@@ -128,7 +132,10 @@ def _transition(
                 )
             )
             session.flush()
-            return load(session, AlertIncident, incident_id, "incident")
+            moved = load(session, AlertIncident, incident_id, "incident")
+            if on_change is not None:
+                on_change(moved)
+            return moved
     raise StorageError(f"incident {incident_id} kept changing; try again")
 
 
@@ -159,12 +166,19 @@ def resolve_incident(
     actor: str,
     now: datetime,
     reason: str | None = None,
+    dashboard_url: str | None = None,
 ) -> AlertIncident:
     """Return the incident resolved by ``actor`` at ``now``.
 
     Open or acknowledged -> resolved (with a ``resolved`` event, same transaction,
-    carrying ``reason`` if given); already resolved is a no-op.
+    carrying ``reason`` if given); already resolved is a no-op. The channels paged
+    for it get an ``error_alert_resolved`` with the reason (``reason``, else
+    "resolved by <actor>"), queued in the same transaction
+    (:func:`workbench.catalog.channels.queue_resolved`; links use ``dashboard_url``,
+    default ``WORKBENCH_DASHBOARD_URL``).
     """
+    from workbench.catalog.channels import queue_resolved
+
     now = require_aware(now)
     return _transition(
         session,
@@ -175,4 +189,11 @@ def resolve_incident(
         actor=actor,
         now=now,
         note={"reason": reason} if reason else None,
+        on_change=lambda incident: queue_resolved(
+            session=session,
+            incident=incident,
+            now=now,
+            reason=reason or f"resolved by {actor}",
+            dashboard_url=dashboard_url,
+        ),
     )

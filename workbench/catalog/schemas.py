@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     computed_field,
     field_validator,
     model_validator,
@@ -268,30 +269,65 @@ class RulePublic(_Edge):
 # ---------------------------------------------------------------- channels
 
 
-class ChannelCreate(_Input):
-    """A new notification channel: a webhook URL, optionally signed with an HMAC secret."""
+ChannelType = Literal["webhook", "slack", "email"]
+MAX_TEMPLATE_CHARS = 8000
 
-    type: Literal["webhook"] = "webhook"
-    target: Annotated[str, AfterValidator(check_webhook_url)] = Field(max_length=2048)
+
+def check_email_address(value: str) -> str:
+    """Return ``value`` if it is one plain email address (``name@host``), else raise ValueError."""
+    if any(c.isspace() for c in value) or any(c in value for c in ',;<>"()'):
+        raise ValueError("must be one email address (name@host), no spaces, commas or brackets")
+    local, at, host = value.rpartition("@")
+    if not at or not local or "." not in host or host.startswith(".") or host.endswith("."):
+        raise ValueError("must be an email address (name@host)")
+    return value
+
+
+def check_channel_target(channel_type: str, target: str) -> str:
+    """Return ``target`` if it suits ``channel_type`` (URL, or address for email); else ValueError."""
+    if channel_type == "email":
+        return check_email_address(target)
+    return check_webhook_url(target)
+
+
+class ChannelCreate(_Input):
+    """A new notification channel: ``webhook`` or ``slack`` (a URL) or ``email`` (an address).
+
+    ``template`` (optional) is a Jinja2 template of the notification text, checked
+    when the channel is saved (``workbench.alerting.templates``).
+    """
+
+    type: ChannelType = "webhook"
+    target: str = Field(max_length=2048)
     name: str = Field(default="", max_length=200)
     secret: str | None = Field(default=None, min_length=1, max_length=256)
+    template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     enabled: bool = True
 
-    _secret = field_validator("secret", mode="before")(_blank_to_none)
+    _secret = field_validator("secret", "template", mode="before")(_blank_to_none)
+
+    @field_validator("target")
+    @classmethod
+    def _target_fits_type(cls, value: str, info: ValidationInfo) -> str:
+        # ``type`` is declared first, so it is validated (or failed) before ``target``.
+        return check_channel_target(str(info.data.get("type", "webhook")), value)
 
 
-_CHANNEL_NULLABLE = frozenset({"secret"})
+_CHANNEL_NULLABLE = frozenset({"secret", "template"})
 
 
 class ChannelUpdate(_Input):
-    """A partial change of a channel (``{"enabled": false}`` toggles; ``secret: null`` removes it)."""
+    """A partial change of a channel (``{"enabled": false}`` toggles; ``secret``/``template: null`` remove)."""
 
-    target: Annotated[str, AfterValidator(check_webhook_url)] | None = Field(
-        default=None, max_length=2048
-    )
+    type: ChannelType | None = None
+    # Checked against the channel's (new or current) type by workbench.catalog.channels.
+    target: str | None = Field(default=None, max_length=2048)
     name: str | None = Field(default=None, max_length=200)
     secret: str | None = Field(default=None, min_length=1, max_length=256)
+    template: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     enabled: bool | None = None
+
+    _template = field_validator("template", mode="before")(_blank_to_none)
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> ChannelUpdate:
@@ -316,6 +352,7 @@ class ChannelPublic(_Edge):
     target: str
     enabled: bool
     has_secret: bool
+    template: str | None = None
     created_at: UTCTimestamp
 
     @model_validator(mode="before")
@@ -331,6 +368,7 @@ class ChannelPublic(_Edge):
             "target": value.target,
             "enabled": value.enabled,
             "has_secret": bool(value.secret),
+            "template": value.template,
             "created_at": value.created_at,
         }
 
