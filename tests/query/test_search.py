@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,14 @@ import pytest
 from tests.factories import T0, make_events, write_events
 from workbench.errors import ValidationError
 from workbench.lake import message_index, reader
-from workbench.query.search import search
-from workbench.query.types import SearchQuery, build_filter, decode_cursor, encode_cursor
+from workbench.query.search import newest_bound, search
+from workbench.query.types import (
+    SearchQuery,
+    build_filter,
+    decode_cursor,
+    encode_cursor,
+    epoch_us,
+)
 
 
 def test_empty_lake_gives_empty_page(lake_url: str) -> None:
@@ -269,3 +276,85 @@ def test_text_search_indexes_files_in_the_background(lake_url: str) -> None:
     assert all(message_index.message_index(f, wait=False) is None for f in big)
     message_index.wait_for_message_index()
     assert all(message_index.message_index(f, wait=False) is not None for f in big)
+
+
+def _write_row_groups(lake_url: str, table: Any, name: str, rows_per_group: int) -> str:
+    """Write ``table`` (one day) as a committed lake file with small row groups; return its path."""
+    day = table["timestamp"][0].as_py().date()
+    folder = Path(lake_url) / "logs" / f"date={day:%Y-%m-%d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-{name}.parquet"
+    pq.write_table(table, path, row_group_size=rows_per_group, write_page_checksum=True)
+    return str(path)
+
+
+def test_footer_keeps_each_row_groups_time_bounds_and_rows(lake_url: str) -> None:
+    events = make_events(n=25, start=T0, step=timedelta(minutes=1))
+    path = _write_row_groups(lake_url, events, "rg", 10)
+    (stat,) = reader.file_stats(lake_url)
+    assert stat.path == path
+    t0 = epoch_us(T0)
+    minute = 60_000_000
+    assert stat.row_groups == (
+        (t0, t0 + 9 * minute, 10),
+        (t0 + 10 * minute, t0 + 19 * minute, 10),
+        (t0 + 20 * minute, t0 + 24 * minute, 5),
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        SearchQuery(limit=5),
+        SearchQuery(limit=5, page=3),
+        SearchQuery(limit=20, service="rare"),
+        SearchQuery(limit=5, levels=["error"]),
+        SearchQuery(limit=5, end=T0 + timedelta(minutes=95)),
+        SearchQuery(limit=7, text="slow"),
+    ],
+)
+def test_pages_read_from_the_newest_row_groups_equal_a_full_sort(
+    lake_url: str, query: SearchQuery
+) -> None:
+    """The page reads only the newest row groups when they hold enough rows; same answers."""
+    busy = make_events(n=120, start=T0, step=timedelta(minutes=1), service="api")
+    rare = make_events(n=3, start=T0 + timedelta(seconds=30), service="rare", level="error")
+    ties = make_events(
+        [
+            {"timestamp": T0 + timedelta(minutes=100), "id": f"zz{i}", "message": "slow"}
+            for i in range(4)
+        ]
+    )
+    _write_row_groups(lake_url, busy, "busy", 8)
+    _write_row_groups(lake_url, rare, "rare", 8)
+    _write_row_groups(lake_url, ties, "ties", 2)
+    frame = reader.scan(lake_url).collect()
+    flt = query.plan().filter
+    for pred in (flt.time_predicate(), flt.row_predicate()):
+        if pred is not None:
+            frame = frame.filter(pred)
+    want = frame.sort(["timestamp", "id"], descending=True)["id"].to_list()
+    plan = query.plan()
+    result = search(lake_url, query)
+    assert [log.id for log in result.logs] == want[plan.offset : plan.offset + plan.limit]
+    assert result.total == len(want)
+    assert (result.next_cursor is not None) == (len(want) > plan.offset + plan.limit)
+    if result.next_cursor:
+        after = search(lake_url, replace(query, cursor=result.next_cursor))
+        start = plan.offset + plan.limit
+        assert [log.id for log in after.logs] == want[start : start + plan.limit]
+
+
+def test_newest_bound_covers_enough_rows_below_the_upper_end() -> None:
+    def stat(*groups: tuple[int, int, int]) -> reader.FileStat:
+        rows = sum(g[2] for g in groups) or 3
+        return reader.FileStat("f", T0.date(), rows, None, None, frozenset(), groups)
+
+    a = stat((0, 9, 10), (10, 19, 10), (20, 29, 10))
+    b = stat((5, 25, 10))
+    assert newest_bound([a], 5, None) == 20
+    assert newest_bound([a], 11, None) == 10
+    assert newest_bound([a, b], 21, None) == 5  # groups by their oldest row: 20, 10, 5
+    assert newest_bound([a], 31, None) is None  # not enough rows: no bound
+    assert newest_bound([a], 5, 25) == 10  # the group past the upper end may hold no match
+    assert newest_bound([a, stat()], 5, None) is None  # a file without statistics

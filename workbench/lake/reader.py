@@ -53,7 +53,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class FileStat:
-    """What a committed file's footer tells: rows, time bounds (µs since epoch, UTC), replaced names."""
+    """What a committed file's footer tells: rows, time bounds (µs since epoch, UTC), replaced names.
+
+    ``row_groups`` holds ``(min_ts_us, max_ts_us, rows)`` of each row group, in file order
+    (empty when a row group has no timestamp statistics): a search page reads only the
+    newest row groups when they hold enough rows.
+    """
 
     path: str
     day: date
@@ -61,6 +66,7 @@ class FileStat:
     min_ts_us: int | None
     max_ts_us: int | None
     replaces: frozenset[str]
+    row_groups: tuple[tuple[int, int, int], ...] = ()
 
 
 _footer_cache: dict[tuple[str, int, int], FileStat] = {}
@@ -95,18 +101,22 @@ def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
         replaces = frozenset(json.loads(kv[REPLACES_KEY]))
     lo: int | None = None
     hi: int | None = None
+    groups: list[tuple[int, int, int]] = []
     ts_index = meta.schema.names.index("timestamp") if "timestamp" in meta.schema.names else -1
     for rg in range(meta.num_row_groups):
         if ts_index < 0:
             break
-        stats = meta.row_group(rg).column(ts_index).statistics
+        group = meta.row_group(rg)
+        stats = group.column(ts_index).statistics
         if stats is None or not stats.has_min_max:
             lo = hi = None
+            groups = []
             break
         mn, mx = _to_us(stats.min), _to_us(stats.max)
+        groups.append((mn, mx, group.num_rows))
         lo = mn if lo is None else min(lo, mn)
         hi = mx if hi is None else max(hi, mx)
-    stat = FileStat(entry.path, day, meta.num_rows, lo, hi, replaces)
+    stat = FileStat(entry.path, day, meta.num_rows, lo, hi, replaces, tuple(groups))
     with _cache_lock:
         if len(_footer_cache) > _CACHE_MAX:
             _footer_cache.clear()

@@ -22,7 +22,7 @@ How it stays fast on a large lake:
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -39,6 +39,8 @@ from workbench.query.types import (
     epoch_us,
     text_predicate,
 )
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _to_record(row: dict[str, Any]) -> LogRecord:
@@ -119,6 +121,30 @@ def count(lake_url: str, flt: SearchFilter) -> int:
     return total
 
 
+def newest_bound(files: list[reader.FileStat], rows: int, upper_us: int | None) -> int | None:
+    """Return a time (µs) such that the files hold at least ``rows`` rows at or after it.
+
+    From the footers' row-group statistics: row groups wholly at or before ``upper_us``
+    (all when None), taken by their oldest row, newest first, until they hold ``rows``
+    rows; the bound is the oldest row of the last one taken. None when the files have
+    fewer such rows or a file lacks statistics. A page filtered to ``timestamp >= bound``
+    then reads only the row groups reaching that far (polars prunes the others by their
+    statistics); if the filters leave fewer than ``rows`` rows there, the caller reads all.
+    """
+    groups: list[tuple[int, int, int]] = []
+    for f in files:
+        if f.num_rows and not f.row_groups:
+            return None
+        groups.extend(g for g in f.row_groups if upper_us is None or g[1] <= upper_us)
+    groups.sort(key=lambda g: g[0], reverse=True)
+    have = 0
+    for oldest, _, n in groups:
+        have += n
+        if have >= rows:
+            return oldest
+    return None
+
+
 def search(lake_url: str, query: SearchQuery) -> SearchResult:
     """Return one newest-first page of matching events, the total, and the next page's cursor.
 
@@ -142,15 +168,25 @@ def search(lake_url: str, query: SearchQuery) -> SearchResult:
 
     found: list[pl.DataFrame] = []
     have = 0
+    upper_us = epoch_us(page_end) if page_end is not None else None
     # Newest partition first; stop once the newest `need` rows are certainly collected.
-    for _, day_files in groupby(
-        sorted(files, key=lambda f: f.day, reverse=True), key=lambda f: f.day
-    ):
+    for _, group in groupby(sorted(files, key=lambda f: f.day, reverse=True), key=lambda f: f.day):
+        day_files = list(group)
         lf = reader.scan_files([f.path for f in day_files])
         for pred in preds:
             lf = lf.filter(pred)
         # One row beyond the page tells whether a next page exists.
-        part = lf.top_k(need + 1, by=["timestamp", "id"]).collect()
+        part: pl.DataFrame | None = None
+        bound = newest_bound(day_files, need + 1, upper_us)
+        if bound is not None:
+            # Enough rows at or after `bound` once matched: no older row can be in the page.
+            since = _EPOCH + timedelta(microseconds=bound)
+            recent = lf.filter(pl.col("timestamp") >= since)
+            part = recent.top_k(need + 1, by=["timestamp", "id"]).collect()
+            if part.height <= need:
+                part = None  # the filters left too few there: read the whole day
+        if part is None:
+            part = lf.top_k(need + 1, by=["timestamp", "id"]).collect()
         if part.height:
             found.append(part)
             have += part.height
