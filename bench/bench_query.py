@@ -50,35 +50,147 @@ def build(events: int, days: int, services: int) -> str:
 def check_same_answers(
     lake: str,
     con: duckdb.DuckDBPyConnection,
-    files: str,
+    sql: Callable[[str], str],
     svc: str,
     specs: list[WindowSpec],
     duck_trend: Callable[[str], str],
     duck_window: str,
     duck_page: Callable[[str], str],
+    now: datetime = NOW,
 ) -> None:
-    """Fail loudly unless both engines give the same answers (so the timings compare like with like)."""
-    for kwargs, where in (
-        ({}, ""),
-        ({"service": svc}, f"WHERE service = '{svc}'"),
-        ({"text": "timeout"}, "WHERE message ILIKE '%timeout%'"),
+    """Fail loudly unless both engines give the same answers (so the timings compare like with like).
+
+    ``sql`` turns a template into DuckDB SQL (``$SRC`` becomes the visible files).
+    """
+    for query, where in (
+        (SearchQuery(), ""),
+        (SearchQuery(service=svc), f"WHERE service = '{svc}'"),
+        (SearchQuery(text="timeout"), "WHERE message ILIKE '%timeout%'"),
     ):
-        search(lake, SearchQuery(**kwargs))
+        search(lake, query)
         message_index.wait_for_message_index()  # so a text total is checked as the index counts it
-        ours = search(lake, SearchQuery(**kwargs))
-        theirs = con.execute(duck_page(where).replace("$FILES", files)).fetchall()
-        assert [log.id for log in ours.logs] == [r[0] for r in theirs], kwargs
-        assert ours.total == theirs[0][-1], kwargs
+        ours = search(lake, query)
+        theirs = con.execute(sql(duck_page(where))).fetchall()
+        assert [log.id for log in ours.logs] == [r[0] for r in theirs], query
+        assert ours.total == theirs[0][-1], query
     for service, where in ((svc, f"AND service = '{svc}'"), (None, "")):
-        trend = [p.count for p in error_trend(lake, service=service, range="30d", now=NOW)]
-        duck_counts = [
-            r[1] for r in con.execute(duck_trend(where).replace("$FILES", files)).fetchall()
-        ]
+        trend = [p.count for p in error_trend(lake, service=service, range="30d", now=now)]
+        duck_counts = [r[1] for r in con.execute(sql(duck_trend(where))).fetchall()]
         assert trend == duck_counts, service
-    ours_w = window_counts(lake, specs, NOW)
-    theirs_w = dict(con.execute(duck_window.replace("$FILES", files)).fetchall())
+    ours_w = window_counts(lake, specs, now)
+    theirs_w = dict(con.execute(sql(duck_window)).fetchall())
     assert ours_w == theirs_w
     print("answers identical in both engines (pages, totals, trends, window counts)")
+
+
+Case = tuple[str, Callable[[], object], Callable[[], object]]
+
+
+def read_parquet_source(lake: str) -> Callable[[duckdb.DuckDBPyConnection], str]:
+    """Return what DuckDB reads: ``read_parquet`` over the reader's visible files, listed afresh."""
+
+    def source(con: duckdb.DuckDBPyConnection) -> str:
+        return "read_parquet([" + ",".join(f"'{p}'" for p in reader.visible_files(lake)) + "])"
+
+    return source
+
+
+def query_cases(
+    lake: str,
+    services: int,
+    con: duckdb.DuckDBPyConnection,
+    source: Callable[[duckdb.DuckDBPyConnection], str] | None = None,
+    now: datetime = NOW,
+) -> tuple[list[Case], Callable[[], None]]:
+    """Return the timed cases (ours beside DuckDB's) and a check that both answer the same.
+
+    ``source(con)`` gives DuckDB's FROM expression for the visible files (called per query,
+    so listing is in DuckDB's time as in ours); by default ``read_parquet`` of local paths.
+    """
+    src = source or read_parquet_source(lake)
+    svc = service_names(services)[0]
+
+    def sql(template: str) -> str:
+        return template.replace("$SRC", src(con))
+
+    def duck(template: str) -> Callable[[], object]:
+        return lambda: con.execute(sql(template)).fetchall()
+
+    page_cols = "id, service, level, message, timestamp, meta"
+    grid = bucket_grid(now, "30d")
+    start = grid.start.isoformat()
+    end = grid.end.isoformat()
+    origin = grid.origin.isoformat()
+
+    def duck_trend(where: str) -> str:
+        return (
+            "WITH c AS (SELECT time_bucket(INTERVAL 6 HOUR, timestamp, TIMESTAMPTZ '"
+            + origin
+            + "') AS b, count(*) AS n FROM $SRC WHERE level IN ('error','fatal') "
+            + f"AND timestamp > TIMESTAMPTZ '{start}' AND timestamp <= TIMESTAMPTZ '{end}' {where} "
+            + "GROUP BY 1) SELECT g.b, coalesce(c.n, 0) FROM (SELECT unnest(generate_series("
+            + f"TIMESTAMPTZ '{origin}', TIMESTAMPTZ '{end}', INTERVAL 6 HOUR)) AS b) g "
+            + "LEFT JOIN c USING (b) ORDER BY 1"
+        )
+
+    specs = [
+        WindowSpec(
+            f"r{i}",
+            service_names(services)[i % services],
+            timedelta(minutes=5 + 5 * (i % 12)),
+        )
+        for i in range(1000)
+    ]
+    spec_rows = ",".join(
+        f"('{s.key}','{s.service}',{s.window // timedelta(microseconds=1)})" for s in specs
+    )
+    max_w = max(s.window for s in specs)
+    duck_window = (
+        f"WITH specs(k, service, w) AS (VALUES {spec_rows}), "
+        "recent AS (SELECT service, epoch_us(timestamp) AS t FROM $SRC "
+        f"WHERE timestamp > TIMESTAMPTZ '{(now - max_w).isoformat()}' "
+        f"AND timestamp <= TIMESTAMPTZ '{now.isoformat()}' AND level IN ('error','fatal')) "
+        f"SELECT s.k, count(r.t) FROM specs s LEFT JOIN recent r ON r.service = s.service "
+        f"AND r.t > {(now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)} - s.w "
+        "GROUP BY s.k"
+    )
+
+    def duck_page(where: str) -> str:
+        # Same answer as search(): the page and the total.
+        return (
+            f"SELECT {page_cols}, (SELECT count(*) FROM $SRC {where}) "
+            f"FROM $SRC {where} ORDER BY timestamp DESC, id DESC LIMIT 20"
+        )
+
+    cases: list[Case] = [
+        ("search page 1, no filter", lambda: search(lake, SearchQuery()), duck(duck_page(""))),
+        (
+            "search page 1, service",
+            lambda: search(lake, SearchQuery(service=svc)),
+            duck(duck_page(f"WHERE service = '{svc}'")),
+        ),
+        (
+            "search page 1, text 'timeout'",
+            lambda: search(lake, SearchQuery(text="timeout")),
+            duck(duck_page("WHERE message ILIKE '%timeout%'")),
+        ),
+        (
+            "error trend 30d, one service",
+            lambda: error_trend(lake, service=svc, range="30d", now=now),
+            duck(duck_trend(f"AND service = '{svc}'")),
+        ),
+        (
+            "error trend 30d, all services",
+            lambda: error_trend(lake, range="30d", now=now),
+            duck(duck_trend("")),
+        ),
+        ("window counts, 1,000 rules", lambda: window_counts(lake, specs, now), duck(duck_window)),
+    ]
+
+    def check() -> None:
+        check_same_answers(lake, con, sql, svc, specs, duck_trend, duck_window, duck_page, now)
+
+    return cases, check
 
 
 def main() -> None:
@@ -93,85 +205,8 @@ def main() -> None:
     svc = service_names(args.services)[0]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-
-    def files() -> str:
-        # DuckDB gets the same visible-file list as our reader (listing included in its time).
-        return "[" + ",".join(f"'{p}'" for p in reader.visible_files(lake)) + "]"
-
-    def duck(sql: str) -> Callable[[], object]:
-        return lambda: con.execute(sql.replace("$FILES", files())).fetchall()
-
-    page_cols = "id, service, level, message, timestamp, meta"
-    grid = bucket_grid(NOW, "30d")
-    start = grid.start.isoformat()
-    end = grid.end.isoformat()
-    origin = grid.origin.isoformat()
-
-    def duck_trend(where: str) -> str:
-        return (
-            "WITH c AS (SELECT time_bucket(INTERVAL 6 HOUR, timestamp, TIMESTAMPTZ '"
-            + origin
-            + "') AS b, count(*) AS n FROM read_parquet($FILES) WHERE level IN ('error','fatal') "
-            + f"AND timestamp > TIMESTAMPTZ '{start}' AND timestamp <= TIMESTAMPTZ '{end}' {where} "
-            + "GROUP BY 1) SELECT g.b, coalesce(c.n, 0) FROM (SELECT unnest(generate_series("
-            + f"TIMESTAMPTZ '{origin}', TIMESTAMPTZ '{end}', INTERVAL 6 HOUR)) AS b) g "
-            + "LEFT JOIN c USING (b) ORDER BY 1"
-        )
-
-    specs = [
-        WindowSpec(
-            f"r{i}",
-            service_names(args.services)[i % args.services],
-            timedelta(minutes=5 + 5 * (i % 12)),
-        )
-        for i in range(1000)
-    ]
-    spec_rows = ",".join(
-        f"('{s.key}','{s.service}',{s.window // timedelta(microseconds=1)})" for s in specs
-    )
-    max_w = max(s.window for s in specs)
-    duck_window = (
-        f"WITH specs(k, service, w) AS (VALUES {spec_rows}), "
-        "recent AS (SELECT service, epoch_us(timestamp) AS t FROM read_parquet($FILES) "
-        f"WHERE timestamp > TIMESTAMPTZ '{(NOW - max_w).isoformat()}' "
-        f"AND timestamp <= TIMESTAMPTZ '{NOW.isoformat()}' AND level IN ('error','fatal')) "
-        f"SELECT s.k, count(r.t) FROM specs s LEFT JOIN recent r ON r.service = s.service "
-        f"AND r.t > {(NOW - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)} - s.w "
-        "GROUP BY s.k"
-    )
-
-    def duck_page(where: str) -> str:
-        # Same answer as search(): the page and the total.
-        return (
-            f"SELECT {page_cols}, (SELECT count(*) FROM read_parquet($FILES) {where}) "
-            f"FROM read_parquet($FILES) {where} ORDER BY timestamp DESC, id DESC LIMIT 20"
-        )
-
-    cases: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
-        ("search page 1, no filter", lambda: search(lake, SearchQuery()), duck(duck_page(""))),
-        (
-            "search page 1, service",
-            lambda: search(lake, SearchQuery(service=svc)),
-            duck(duck_page(f"WHERE service = '{svc}'")),
-        ),
-        (
-            "search page 1, text 'timeout'",
-            lambda: search(lake, SearchQuery(text="timeout")),
-            duck(duck_page("WHERE message ILIKE '%timeout%'")),
-        ),
-        (
-            "error trend 30d, one service",
-            lambda: error_trend(lake, service=svc, range="30d", now=NOW),
-            duck(duck_trend(f"AND service = '{svc}'")),
-        ),
-        (
-            "error trend 30d, all services",
-            lambda: error_trend(lake, range="30d", now=NOW),
-            duck(duck_trend("")),
-        ),
-        ("window counts, 1,000 rules", lambda: window_counts(lake, specs, NOW), duck(duck_window)),
-    ]
-    check_same_answers(lake, con, files(), svc, specs, duck_trend, duck_window, duck_page)
+    cases, check = query_cases(lake, args.services, con)
+    check()
     print(
         f"lake: {args.events:,} events, {args.days} days, {args.services} services, "
         f"{len(reader.visible_files(lake))} files; runs={args.runs}"
