@@ -49,14 +49,14 @@ def _resolved(engine: Engine) -> list[tuple[uuid.UUID | None, str]]:
 
 
 def test_auto_resolve_tells_the_paged_channels_why(
-    sqlite_engine: Engine, lake_url: str, clock: Clock, receiver: Receiver
+    engine: Engine, lake_url: str, clock: Clock, receiver: Receiver
 ) -> None:
-    _, paged = _paged(sqlite_engine, lake_url, clock, receiver, auto_resolve_minutes=5)
-    evaluate(engine=sqlite_engine, lake_url=lake_url, now=clock.advance(20), dashboard_url=DASH)
-    [inc] = incidents(sqlite_engine)
+    _, paged = _paged(engine, lake_url, clock, receiver, auto_resolve_minutes=5)
+    evaluate(engine=engine, lake_url=lake_url, now=clock.advance(20), dashboard_url=DASH)
+    [inc] = incidents(engine)
     assert inc.status == "resolved"
-    assert _resolved(sqlite_engine) == [(paged, "auto-resolved: no matching events for 5 min")]
-    deliver_due(engine=sqlite_engine, now=clock.now, timeout=2)
+    assert _resolved(engine) == [(paged, "auto-resolved: no matching events for 5 min")]
+    deliver_due(engine=engine, now=clock.now, timeout=2)
     bodies = sorted(receiver.bodies(), key=lambda b: str(b["type"]))
     assert [b["type"] for b in bodies] == ["error_alert", RESOLVED]
     assert bodies[1]["reason"] == "auto-resolved: no matching events for 5 min"
@@ -93,12 +93,12 @@ def test_manual_resolve_with_a_reason_sends_that_reason(
 
 
 def test_rule_deleted_resolves_with_reason(
-    sqlite_engine: Engine, lake_url: str, clock: Clock, receiver: Receiver
+    engine: Engine, lake_url: str, clock: Clock, receiver: Receiver
 ) -> None:
-    rule_id, paged = _paged(sqlite_engine, lake_url, clock, receiver)
-    with session_scope(sqlite_engine) as s:
+    rule_id, paged = _paged(engine, lake_url, clock, receiver)
+    with session_scope(engine) as s:
         rules.delete_rule(session=s, rule_id=rule_id, now=clock.now)
-    assert _resolved(sqlite_engine) == [(paged, "rule deleted")]
+    assert _resolved(engine) == [(paged, "rule deleted")]
 
 
 def test_rule_changed_resolves_with_reason(
