@@ -65,7 +65,6 @@ def probe(lake: str, what: str, services: int) -> dict[str, float]:
     """Time, in this (fresh) process, the imports and the first and second answer of one query."""
     t0 = time.perf_counter()
     import duckdb
-
     from bench_query import NOW, read_parquet_source
 
     from workbench.demo import service_names

@@ -12,6 +12,8 @@ Visibility rule (see ``docs/lake.md``):
 Files are immutable once committed, so what we learn from a footer (row count,
 time bounds, the replaced names) is cached per ``(path, size, mtime)``: listing a
 partition costs one directory scan plus footer reads for files never seen before.
+On a local lake these facts are also kept on disk (``workbench.lake.facts``), so a
+process started later reads them instead of the files.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ import polars as pl
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from workbench.lake import facts, integrity
 from workbench.lake import fs as lakefs
-from workbench.lake import integrity
 from workbench.lake.fs import Entry, list_dir
 from workbench.lake.schema import LOGS_TABLE, QUARANTINE_DIR, parse_partition_dir
 
@@ -88,6 +90,19 @@ def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
     hit = _footer_cache.get(key)
     if hit is not None:
         return hit
+    version = f"{entry.size}-{entry.mtime_ns}"
+    kept = facts.read_json(entry.path, "stat", version)
+    if kept is not None:  # checked by an earlier process (workbench.lake.facts)
+        stat = FileStat(
+            entry.path,
+            day,
+            kept["num_rows"],
+            kept["min"],
+            kept["max"],
+            frozenset(kept["replaces"]),
+            tuple((lo, hi, n) for lo, hi, n in kept["row_groups"]),
+        )
+        return _remember_stat(key, stat)
     with filesystem.open_input_file(entry.path) as handle:
         meta = pq.ParquetFile(handle).metadata
         # polars reads pages without checking their checksums: a damaged page would be
@@ -117,11 +132,24 @@ def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
         lo = mn if lo is None else min(lo, mn)
         hi = mx if hi is None else max(hi, mx)
     stat = FileStat(entry.path, day, meta.num_rows, lo, hi, replaces, tuple(groups))
+    fact: dict[str, Any] = {"num_rows": stat.num_rows, "min": lo, "max": hi}
+    fact |= {"replaces": sorted(replaces), "row_groups": groups}
+    facts.write_json(entry.path, "stat", version, fact)
+    return _remember_stat(key, stat)
+
+
+def _remember_stat(key: tuple[str, int, int], stat: FileStat) -> FileStat:
+    """Cache ``stat`` under ``key`` in memory; return it."""
     with _cache_lock:
         if len(_footer_cache) > _CACHE_MAX:
             _footer_cache.clear()
         _footer_cache[key] = stat
     return stat
+
+
+def fact_version(stat: FileStat) -> str:
+    """Return the key tying a per-file fact to this version of the file (rows, time bounds)."""
+    return f"{stat.num_rows}-{stat.min_ts_us}-{stat.max_ts_us}"
 
 
 def _to_us(value: Any) -> int:
@@ -280,9 +308,15 @@ def key_counts(stat: FileStat) -> dict[tuple[str, str], int]:
     hit = _key_counts_cache.get(key)
     if hit is not None:
         return hit
-    lf = pl.scan_parquet(**lakefs.scan_options([stat.path]))
-    df = lf.group_by("service", "level").len().collect()
-    counts = {(s, lv): n for s, lv, n in df.iter_rows()}
+    kept = facts.read_json(stat.path, "keys", fact_version(stat))
+    if kept is not None:
+        counts = {(s, lv): n for s, lv, n in kept}
+    else:
+        lf = pl.scan_parquet(**lakefs.scan_options([stat.path]))
+        df = lf.group_by("service", "level").len().collect()
+        counts = {(s, lv): n for s, lv, n in df.iter_rows()}
+        rows = [[s, lv, n] for (s, lv), n in counts.items()]
+        facts.write_json(stat.path, "keys", fact_version(stat), rows)
     with _cache_lock:
         if len(_key_counts_cache) > _CACHE_MAX:
             _key_counts_cache.clear()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from workbench.errors import ValidationError
-from workbench.lake import reader
+from workbench.lake import facts, reader
 from workbench.lake.schema import ERROR_LEVELS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,20 +100,24 @@ _ROLLUP_FILES_MAX = 100_000
 def _error_minutes(stat: reader.FileStat) -> pl.DataFrame:
     """Return ``service, minute, n``: error+fatal counts per minute of one file, cached.
 
-    Committed files never change, so this rollup is computed once per file; a
-    trend then sums a few hundred thousand rollup rows instead of scanning the lake.
+    Committed files never change, so this rollup is computed once per file (and kept on
+    disk for later processes, ``workbench.lake.facts``); a trend then sums a few hundred
+    thousand rollup rows instead of scanning the lake.
     """
     key = (stat.path, stat.num_rows, stat.min_ts_us, stat.max_ts_us)
     hit = _rollups.get(key)
     if hit is not None:
         return hit
-    frame = (
-        reader.scan_files([stat.path])
-        .filter(pl.col("level").is_in(list(ERROR_LEVELS)))
-        .group_by("service", (pl.col("timestamp").dt.epoch("us") // _MINUTE_US).alias("minute"))
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .collect()
-    )
+    frame = facts.read_frame(stat.path, "errmin", reader.fact_version(stat))
+    if frame is None:
+        frame = (
+            reader.scan_files([stat.path])
+            .filter(pl.col("level").is_in(list(ERROR_LEVELS)))
+            .group_by("service", (pl.col("timestamp").dt.epoch("us") // _MINUTE_US).alias("minute"))
+            .agg(pl.len().cast(pl.Int64).alias("n"))
+            .collect()
+        )
+        facts.write_frame(stat.path, "errmin", reader.fact_version(stat), frame)
     if len(_rollups) > _ROLLUP_FILES_MAX:
         _rollups.clear()
     _rollups[key] = frame
