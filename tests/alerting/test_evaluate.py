@@ -198,16 +198,16 @@ def test_rule_deleted_mid_tick_is_skipped(engine: Engine, lake_url: str, clock: 
 
     rule = add_rule(engine, name="auth")
     add_errors(lake_url, clock.now, 8)
-    real = ev.window_counts
+    real = ev.kind_counts
 
-    def counts_then_delete(*args: object, **kw: object) -> dict[str, int]:
+    def counts_then_delete(*args: object, **kw: object) -> dict[str, object]:
         out = real(*args, **kw)  # type: ignore[arg-type]
         with session_scope(engine) as s:  # the rule disappears between read and write
             s.execute(sa.delete(m.AlertRule).where(m.AlertRule.id == rule.id))  # type: ignore[arg-type]
         return out
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ev, "window_counts", counts_then_delete)
+        mp.setattr(ev, "kind_counts", counts_then_delete)
         result = evaluate(engine=engine, lake_url=lake_url, now=clock.now, dashboard_url=DASH)
     assert [(o.action, o.reason) for o in result.outcomes] == [("none", "disabled")]
     assert incidents(engine) == [] and deliveries(engine) == []

@@ -28,10 +28,14 @@ the silence hides new pages, it does not freeze or hide what on-call already has
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from workbench.lake.schema import ERROR_LEVELS
+
+if TYPE_CHECKING:
+    from workbench.alerting.kinds import Breach
 
 ACTIVE = frozenset({"open", "acknowledged"})
 MIN_QUIET = timedelta(minutes=15)
@@ -61,6 +65,11 @@ class RuleState:
     levels: tuple[str, ...] = ERROR_LEVELS
     message_contains: str | None = None
     name: str = ""
+    kind: str = "threshold"
+    min_events: int | None = None
+    match: str | None = None
+    baseline_days: int | None = None
+    sensitivity: float | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -114,6 +123,11 @@ class Decision:
     last_triggered_at: datetime | None
     silenced: bool = False
     previous: IncidentState | None = None
+    kind: str = "threshold"
+    value: float | None = None
+    baseline: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    breached: bool = False
 
     @property
     def changes_state(self) -> bool:
@@ -137,13 +151,18 @@ def decide(
     latest: IncidentState | None,
     silenced: bool,
     now: datetime,
+    breach: Breach | None = None,
 ) -> Decision:
     """Return the decision for ``rule`` seeing ``count`` matching events in its window at ``now``.
 
     ``latest`` is the active incident of the fingerprint if there is one, else the
-    most recent resolved one, else None.
+    most recent resolved one, else None. ``breach`` is the rule kind's verdict
+    (:func:`workbench.alerting.kinds.judge`); without it, a breach is
+    ``count >= threshold`` (a threshold rule). A kind's own reason for not breaching
+    (``never_seen``, ``no_baseline``, ``too_few_events``) replaces ``below_threshold``.
     """
     fp = rule.fingerprint
+    breached = count >= rule.threshold if breach is None else breach.breached
 
     def out(
         action: str,
@@ -164,13 +183,18 @@ def decide(
             last_triggered_at=last_triggered_at,
             silenced=silenced,
             previous=latest,
+            kind=rule.kind,
+            value=float(count) if breach is None else breach.value,
+            baseline=None if breach is None else breach.baseline,
+            detail={} if breach is None else breach.detail,
+            breached=breached,
         )
 
     if not rule.enabled:
         return out("none", "disabled")
 
     active = latest is not None and latest.active
-    if count < rule.threshold:
+    if not breached:
         if (
             active
             and latest is not None
@@ -180,7 +204,7 @@ def decide(
             resolved = replace(latest, status="resolved", resolved_at=now)
             # Silenced: resolve anyway (the state is true), but do not page about it.
             return out("auto_resolve", "auto_resolved", resolved, None if silenced else RESOLVED)
-        return out("none", "below_threshold")
+        return out("none", (breach.reason if breach is not None else None) or "below_threshold")
 
     if active and latest is not None:
         seen = replace(latest, last_seen_error_at=now, error_count=count)

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,9 +37,11 @@ from workbench.alerting.incidents import (
     latest_incidents,
     record_decisions,
 )
+from workbench.alerting.kinds import Breach, KindCounts, judge
 from workbench.catalog import models as m
 from workbench.catalog.db import session_scope
-from workbench.query.window import WindowSpec, window_counts
+from workbench.query.kinds import KindSpec, kind_counts
+from workbench.query.window import WindowSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,36 @@ def rule_state(rule: m.AlertRule) -> RuleState:
         levels=tuple(rule.levels or ("error", "fatal")),
         message_contains=rule.message_contains or None,
         name=rule.name,
+        kind=rule.kind or "threshold",
+        min_events=rule.min_events,
+        match=rule.match or None,
+        baseline_days=rule.baseline_days,
+        sensitivity=rule.sensitivity,
+    )
+
+
+def kind_spec(rule: RuleState) -> KindSpec:
+    """Return what the lake must count for ``rule``, whatever its kind."""
+    return KindSpec(
+        key=rule.rule_id,
+        kind=rule.kind,
+        service=rule.service,
+        window=rule.window,
+        levels=rule.levels,
+        message_contains=rule.message_contains,
+        match=rule.match,
+        baseline_days=rule.baseline_days,
+    )
+
+
+def breach_of(rule: RuleState, counts: KindCounts) -> Breach:
+    """Return the rule kind's verdict on ``counts``."""
+    return judge(
+        rule.kind,
+        counts,
+        threshold=rule.threshold,
+        min_events=rule.min_events,
+        sensitivity=rule.sensitivity,
     )
 
 
@@ -129,8 +162,12 @@ def evaluate(
     dashboard_url: str,
     notebook_path: str | None = None,
     report_url: Callable[[uuid.UUID], str | None] | None = None,
+    cache_dir: Path | None = None,
 ) -> EvaluationResult:
     """Evaluate every rule at ``now``, apply the decisions (unless ``dry_run``) and return them.
+
+    ``cache_dir`` keeps the per-day baselines of ``new_pattern``/``anomaly``/``absence``
+    rules on disk between processes (:mod:`workbench.query.kinds`).
 
     ``report_url(incident_id)`` returns the link to an incident's investigation
     report when one exists (``reportUrl`` in the payloads sent afterwards).
@@ -146,7 +183,7 @@ def evaluate(
         s.add(run)
     try:
         links = Links(dashboard_url, report_url)
-        outcomes = _evaluate(engine, lake_url, now, dry_run, links, run.id)
+        outcomes = _evaluate(engine, lake_url, now, dry_run, links, run.id, cache_dir)
     except Exception as exc:
         _finish_run(engine, run.id, status="error", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -204,6 +241,7 @@ def _evaluate(
     dry_run: bool,
     links: Links,
     run_id: uuid.UUID,
+    cache_dir: Path | None = None,
 ) -> list[RuleOutcome]:
     with Session(engine) as s:
         rules = list(s.exec(select(m.AlertRule).order_by(col(m.AlertRule.created_at))).all())
@@ -221,13 +259,14 @@ def _evaluate(
         latest = latest_incidents(s, [r.fingerprint for r in states if r.enabled])
     names = {str(r.id): r.name for r in rules}
     enabled = [r for r in states if r.enabled]
-    counts = window_counts(lake_url, [window_spec(r) for r in enabled], now)
+    counts = kind_counts(lake_url, [kind_spec(r) for r in enabled], now, cache_dir=cache_dir)
 
     decided: list[tuple[RuleState, Decision, bool]] = []
     for rule in states:
         silenced = is_silenced(rule, silences, now)
+        breach = breach_of(rule, counts.get(rule.rule_id, KindCounts()))
         decision = decide(
-            rule, counts.get(rule.rule_id, 0), latest.get(rule.fingerprint), silenced, now
+            rule, breach.count, latest.get(rule.fingerprint), silenced, now, breach=breach
         )
         decided.append((rule, decision, silenced))
 

@@ -42,6 +42,7 @@ from workbench.alerting.decide import (
     RuleState,
     decide,
 )
+from workbench.alerting.kinds import Breach
 from workbench.alerting.payload import build_payload, incident_url
 from workbench.catalog import models as m
 from workbench.catalog.channels import paged_channels
@@ -145,7 +146,7 @@ def apply_updates(
             result = conn.execute(
                 sa.update(INCIDENTS)
                 .where(INCIDENTS.c.id == d.incident.id, INCIDENTS.c.status.in_(ACTIVE))
-                .values(last_seen_error_at=d.at, error_count=d.count)
+                .values(last_seen_error_at=d.at, error_count=d.count, **_observed(d))
             )
             if result.rowcount != 1:
                 lost.add(rule.rule_id)
@@ -206,7 +207,9 @@ def apply_decision(
                 rule = replace(rule, enabled=False)
             else:
                 rule = replace(rule, last_triggered_at=row.last_triggered_at, enabled=row.enabled)
-            decision = decide(rule, decision.count, latest, silenced, decision.at)
+            decision = decide(
+                rule, decision.count, latest, silenced, decision.at, breach=_breach_of(decision)
+            )
             if not decision.changes_state:
                 record_decisions(engine, [decision_row(decision, rule, run_id)])
                 return decision, 0
@@ -248,16 +251,18 @@ def _write(
                 last_seen_error_at=now,
                 reopen_count=0,
                 created_at=now,
+                kind=rule.kind,
+                **_observed(d),
             )
         )
-        _event(s, incident_id, now, "created", {"count": d.count, "threshold": rule.threshold})
+        _event(s, incident_id, now, "created", _trigger_data(rule, d))
     elif d.action == "update":
         assert inc.id is not None
         _conditional(
             s,
             sa.update(INCIDENTS)
             .where(tbl.id == inc.id, tbl.status.in_(ACTIVE))
-            .values(last_seen_error_at=now, error_count=d.count),
+            .values(last_seen_error_at=now, error_count=d.count, **_observed(d)),
         )
         incident_id = inc.id
     elif d.action == "reopen":
@@ -276,10 +281,11 @@ def _write(
                 resolved_at=None,
                 resolved_by=None,
                 reopen_count=tbl.reopen_count + 1,
+                **_observed(d),
             ),
         )
         incident_id = inc.id
-        _event(s, incident_id, now, "reopened", {"count": d.count, "threshold": rule.threshold})
+        _event(s, incident_id, now, "reopened", _trigger_data(rule, d))
     elif d.action == "auto_resolve":
         assert inc.id is not None
         _conditional(
@@ -369,6 +375,25 @@ def _evidence(
     if found is None or notify not in PAGES:
         return None
     return {**found, "dashboardUrl": incident_url(links.dashboard_url, incident_id)}
+
+
+def _breach_of(d: Decision) -> Breach:
+    """Return the kind's verdict a decision was taken on (to decide again after a lost race)."""
+    return Breach(d.breached, d.count, d.value or 0.0, d.baseline, detail=d.detail)
+
+
+def _observed(d: Decision) -> dict[str, Any]:
+    """Return the incident columns of what the rule observed (its kind's value and baseline)."""
+    return {"observed_value": d.value, "baseline_value": d.baseline}
+
+
+def _trigger_data(rule: RuleState, d: Decision) -> dict[str, Any]:
+    """Return the timeline data of a created/reopened event: count and threshold, plus
+    for the other kinds than ``threshold`` the kind, the value, the baseline and details."""
+    data: dict[str, Any] = {"count": d.count, "threshold": rule.threshold}
+    if rule.kind != "threshold":
+        data.update(kind=rule.kind, value=d.value, baseline=d.baseline, **d.detail)
+    return data
 
 
 def _conditional(s: Session, stmt: Any) -> None:

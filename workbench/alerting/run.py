@@ -144,6 +144,7 @@ def tick(
         dashboard_url=dashboard_url or settings.dashboard_url,
         notebook_path=notebook_path or None,
         report_url=lambda incident_id: report_url(settings, incident_id),
+        cache_dir=settings.data_dir / "cache" / "alert-baselines",
     )
     delivery = None
     if not dry_run:
