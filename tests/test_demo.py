@@ -72,7 +72,7 @@ def test_cli_demo_retention_compact(tmp_path: Path) -> None:
     assert reader.scan(url).collect().height < 3000
 
 
-def test_seed_rules_once_one_rule_per_busy_demo_service(settings: Settings) -> None:
+def test_seed_rules_once_one_rule_per_kind(settings: Settings) -> None:
     from workbench import api
     from workbench.catalog.db import dispose_engine
     from workbench.demo import demo_rule_names, seed_rules, service_names

@@ -17,6 +17,7 @@ column concatenation, ids by hex arithmetic), then ``write_batch`` commits it.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -71,7 +72,8 @@ _ROUTES = [
     "/api/v1/items",
 ]
 
-_TEMPLATES: dict[str, list[str]] = {
+#: The message templates of each level (also used by ``demo_traffic``, so live errors are known).
+TEMPLATES: dict[str, list[str]] = {
     "debug": [
         "cache hit for key 'user:{u}:profile' ({n} bytes)",
         "SQL select took {ms}ms rows={n}",
@@ -118,7 +120,7 @@ def service_names(count: int) -> list[str]:
 def _message_pools(rng: np.random.Generator, per_level: int) -> dict[str, np.ndarray]:
     """Return, per level, ``per_level`` messages rendered from the templates with random values."""
     pools = {}
-    for level, templates in _TEMPLATES.items():
+    for level, templates in TEMPLATES.items():
         out = []
         for i in range(per_level):
             out.append(
@@ -166,10 +168,19 @@ def generate(
     services: int,
     now: datetime,
     seed: int = 0,
+    cases: bool = False,
 ) -> int:
-    """Write ``events`` synthetic events spread over the ``days`` before ``now``; return the count."""
+    """Write ``events`` synthetic events spread over the ``days`` before ``now``; return the count.
+
+    ``cases=True`` (the demo of ``workbench up``; needs 6 services) also stages one case
+    per rule kind just before ``now`` (see :data:`DEMO_CASES`): the silent service's last
+    :data:`SILENT_MINUTES` are left out and :func:`plant_cases` adds the rest. Without it
+    the lake is exactly what it always was for the seed (the benchmarks rely on that).
+    """
     if events <= 0 or days <= 0 or services <= 0:
         return 0
+    if cases and services < len(DEMO_CASES):
+        raise ValueError(f"cases=True needs at least {len(DEMO_CASES)} services")
     rng = np.random.default_rng(seed)
     names = np.array(service_names(services), dtype=object)
     # Zipf-like traffic; the last two services are nearly silent.
@@ -231,6 +242,10 @@ def generate(
                 "no_meta": rng.random(n) < 0.1,
             }
         )
+        if cases:  # the silent service says nothing in its last SILENT_MINUTES
+            silent = service_names(services).index(DEMO_CASES["absence"]["service"])
+            frame = frame.filter(pl.Series(~((svc == silent) & (ts > end_us - _SILENT_US))))
+            n = frame.height
         frame = frame.with_columns(
             pl.when(pl.col("no_meta"))
             .then(None)
@@ -255,7 +270,132 @@ def generate(
         name = f"demo-{seed}-{day:%Y%m%dT%H}"
         write_batch(_table(frame), lake_url=lake_url, name=name)
         written += n
+    if cases:
+        written += plant_cases(lake_url, now=now, seed=seed)
     return written
+
+
+#: Minutes before ``now`` in which the demo's silent service (the ``absence`` case) logs nothing.
+SILENT_MINUTES = 45
+_SILENT_US = SILENT_MINUTES * 60_000_000
+_CASE_MINUTES = 10  # the planted events fall in the last ten minutes before ``now``
+
+#: One case per rule kind in the demo (``generate(cases=True)``) and the rule that catches it
+#: (``seed_rules``): its service, the rule's fields, and what is planted just before ``now``:
+#: ``events`` events of ``level`` with ``message`` (a template of the usual pools when None)
+#: over the last ``minutes`` minutes. The services are the busiest six of ``service_names``;
+#: the first is the one ``demo_traffic`` bursts on.
+DEMO_CASES: dict[str, dict[str, Any]] = {
+    "threshold": {
+        "service": "auth-service",
+        "name": "auth-service error burst",
+        "threshold": 5,
+        "window_minutes": 5,
+        "severity": "critical",
+        "plant": {"events": 15, "minutes": 4, "level": "error", "message": None},
+    },
+    "match": {
+        "service": "billing-service",
+        "name": "billing-service circuit breaker open",
+        "match": "circuit breaker open",
+        "threshold": 3,
+        "window_minutes": 15,
+        "plant": {
+            "events": 8,
+            "minutes": _CASE_MINUTES,
+            "level": "error",
+            "message": "circuit breaker OPEN for 'stripe-api' after {k} failures",
+        },
+    },
+    "new_pattern": {
+        "service": "checkout-service",
+        "name": "checkout-service new error message",
+        "threshold": 5,
+        "window_minutes": 15,
+        "baseline_days": 7,
+        "plant": {
+            "events": 12,
+            "minutes": _CASE_MINUTES,
+            "level": "error",
+            "message": "TLS handshake failed: certificate expired for "
+            "tax-api.internal (attempt {k}/3)",
+        },
+    },
+    "anomaly": {
+        "service": "payments-service",
+        "name": "payments-service errors unusual for the hour",
+        "threshold": 20,
+        "window_minutes": 60,
+        "baseline_days": 7,
+        "sensitivity": 3.0,
+        "plant": {"events": 45, "minutes": 30, "level": "error", "message": None},
+    },
+    "ratio": {
+        "service": "orders-service",
+        "name": "orders-service error rate above 20%",
+        "threshold": 20,
+        "window_minutes": 10,
+        "min_events": 20,
+        "plant": {"events": 60, "minutes": _CASE_MINUTES, "level": "error", "message": None},
+    },
+    "absence": {
+        "service": "inventory-service",
+        "name": "inventory-service went silent",
+        "threshold": 1,
+        "window_minutes": 30,
+        "plant": None,
+    },
+}
+
+
+def plant_cases(lake_url: str, *, now: datetime, seed: int = 0) -> int:
+    """Write the planted events of :data:`DEMO_CASES` into the lake (one file); return how many.
+
+    Each case's events are spread evenly over its last minutes before ``now``
+    (``now`` itself excluded), so every demo rule sees its case at ``now`` and
+    for a few ticks after. The ``absence`` case is an omission, made by ``generate``.
+    """
+    rng = np.random.default_rng([seed, 14])  # its own stream: the plain lake is untouched
+    pools = _message_pools(rng, 50)
+    end_us = (now.astimezone(UTC) - _EPOCH) // timedelta(microseconds=1)
+    rows: dict[str, list[Any]] = {"ts": [], "service": [], "level": [], "message": []}
+    for case in DEMO_CASES.values():
+        plant = case["plant"]
+        if not plant:
+            continue
+        count, span_us = int(plant["events"]), int(plant["minutes"]) * 60_000_000
+        for j in range(count):
+            rows["ts"].append(end_us - span_us + (j * span_us) // count + 1)
+            rows["service"].append(case["service"])
+            rows["level"].append(plant["level"])
+            template = plant["message"]
+            rows["message"].append(
+                str(pools[plant["level"]][int(rng.integers(0, 50))])
+                if template is None
+                else template.format(
+                    k=int(rng.integers(2, 10)), rid=f"{int(rng.integers(0, 2**40)):010x}"
+                )
+            )
+    n = len(rows["ts"])
+    ts = np.array(rows["ts"], dtype=np.int64)
+    received = ts + 500_000
+    ids = np.char.add(
+        np.char.add(_hex(received // 1000, 12), _hex(np.full(n, int(rng.integers(0, 2**32))), 8)),
+        _hex(np.arange(n, dtype=np.int64), 12),
+    )
+    frame = pl.DataFrame(
+        {
+            "id": ids.astype("U32"),
+            "timestamp": pl.Series(ts).cast(pl.Datetime("us", "UTC")),
+            "received_at": pl.Series(received).cast(pl.Datetime("us", "UTC")),
+            "service": rows["service"],
+            "level": rows["level"],
+            "message": rows["message"],
+            "meta": pl.Series([None] * n, dtype=pl.String),
+        }
+    )
+    write_batch(_table(frame), lake_url=lake_url, name=f"demo-{seed}-cases-{now:%Y%m%dT%H%M}")
+    return n
 
 
 def _table(frame: pl.DataFrame) -> pa.Table:
@@ -265,31 +405,36 @@ def _table(frame: pl.DataFrame) -> pa.Table:
 
 def demo_rule_names() -> list[str]:
     """Return the names of the alert rules :func:`seed_rules` creates (first: the demo burst's)."""
-    return [f"{service} error burst" for service in service_names(8)[:4]]
+    return [case["name"] for case in DEMO_CASES.values()]
+
+
+def demo_rules() -> list[dict[str, Any]]:
+    """Return the demo's rules as ``RuleCreate`` bodies (snake_case), one per kind."""
+    out = []
+    for kind, case in DEMO_CASES.items():
+        body = {k: v for k, v in case.items() if k != "plant"}
+        out.append({"kind": kind, "cooldown_minutes": 15, "severity": "warning", **body})
+    return out
 
 
 def seed_rules(database_url: str, now: datetime) -> bool:
-    """Create the demo's alert rules (one per busy demo service) unless rules exist; return if done."""
+    """Create the demo's alert rules (one per rule kind) unless rules exist; return if done."""
     from sqlmodel import select
 
     from workbench.catalog.db import catalog_engine, session_scope
     from workbench.catalog.models import AlertRule
+    from workbench.catalog.schemas import RuleCreate
 
     engine = catalog_engine(database_url)
-    # The services demo.generate and demo_traffic use; the first gets demo_traffic's bursts.
-    names = service_names(8)[:4]
     with session_scope(engine) as session:
         if session.exec(select(AlertRule)).first() is not None:
             return False
-        for i, (service, name) in enumerate(zip(names, demo_rule_names(), strict=True)):
+        for body in demo_rules():
+            data = RuleCreate.model_validate(body)
             session.add(
                 AlertRule(
-                    name=name,
-                    service=service,
-                    threshold=5 + 5 * i,
-                    window_minutes=5,
-                    cooldown_minutes=15,
-                    severity="critical" if i == 0 else "warning",
+                    **data.model_dump(exclude={"levels"}),
+                    levels=list(data.levels),
                     created_at=now,
                     updated_at=now,
                 )

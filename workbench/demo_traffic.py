@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 from workbench import clock
-from workbench.demo import service_names
+from workbench.demo import DEMO_CASES, TEMPLATES, service_names
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -46,18 +46,29 @@ _INFO = [
     "payment {n} authorised",
     "scheduled job 'reindex' finished in {ms} ms",
 ]
-_WARN = ["slow query on orders ({ms} ms)", "retrying upstream call, attempt {a}"]
-_ERROR = [
-    "timeout after {ms} ms calling payments-gateway",
-    "Failed to authenticate user {n}",
-    "database connection refused (pool exhausted, {a} waiting)",
-]
+_ROUTES = ["/api/v1/users", "/api/v1/orders", "/api/v1/cart", "/login", "/api/v2/search"]
+
+
+def live_services(count: int) -> list[str]:
+    """Return the services demo traffic talks for: the demo's, minus the one the demo shows
+    going silent (the ``absence`` case of ``workbench.demo.DEMO_CASES``); the first bursts."""
+    silent = DEMO_CASES["absence"]["service"]
+    return [name for name in service_names(count) if name != silent]
 
 
 def _event(rng: random.Random, service: str, level: str) -> dict[str, object]:
-    pool = {"warn": _WARN, "error": _ERROR, "fatal": _ERROR}.get(level, _INFO)
-    message = rng.choice(pool).format(n=rng.randint(1, 99999), ms=rng.randint(3, 4000),
-                                      a=rng.randint(1, 5))
+    # warn/error/fatal use the demo lake's templates, so live errors are no "new pattern"
+    pool = TEMPLATES.get(level, _INFO) if level != "debug" else _INFO
+    message = rng.choice(pool).format(
+        n=rng.randint(1, 99999),
+        ms=rng.randint(3, 4000),
+        a=rng.randint(1, 5),
+        u=rng.randint(1, 49999),
+        n2=rng.randint(0, 99),
+        k=rng.randint(1, 9),
+        rid=f"{rng.getrandbits(40):010x}",
+        route=rng.choice(_ROUTES),
+    )
     return {
         "service": service,
         "level": level,
@@ -125,7 +136,7 @@ def run(
     """
     stop = stop or threading.Event()
     rng = random.Random(seed)
-    names = service_names(services)
+    names = live_services(services)
     burst_service = names[0]
     accepted = 0
     started = time.monotonic()

@@ -136,7 +136,9 @@ def seed_demo(settings: Settings, now: datetime, say: Say) -> str | None:
     from workbench import demo
 
     say("workbench: seeding demo data (200,000 events over 7 days; about a minute)")
-    n = demo.generate(settings.lake_url, events=200_000, days=7, services=8, now=now, seed=42)
+    n = demo.generate(
+        settings.lake_url, events=200_000, days=7, services=8, now=now, seed=42, cases=True
+    )
     demo.seed_rules(settings.database_url, now)
     return f"seeded {n:,} demo events over 7 days and example alert rules"
 
