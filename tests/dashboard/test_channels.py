@@ -92,3 +92,67 @@ def test_no_channels_says_nobody_is_told(empty: Settings, clock: Callable[[], da
     page = build_channels(empty, clock=clock)
     page.refresh()
     assert "nobody is" in page.empty.value
+
+
+def test_slack_channel_with_template_is_previewed_beside_the_form_then_added(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_channels(settings, clock=clock)
+    page.refresh()
+    form = page.form
+    form.type.value = "slack"
+    assert form.target.description == "Slack URL"
+    form.name.value = "ops slack"
+    form.target.value = "https://hooks.slack.example/T0/B0"
+    form.template.value = "<{{ service }}> {{ errorCount }} errors"
+    shown = form.preview()
+    assert shown is not None and shown["source"] == "incident"
+    service = shown["text"][1:].split(">")[0]
+    assert shown["text"].startswith(f"<{service}> ")
+    assert shown["body"]["text"].startswith(f"&lt;{service}&gt; ")  # Slack-escaped
+    # The pane shows the text escaped as HTML, and says nothing is sent.
+    assert "nothing is sent" in form.preview_pane.value
+    assert "&lt;" in form.preview_pane.value and "<{{" not in form.preview_pane.value
+    before = len(_channels(settings))
+    form.add_button.click()
+    assert "Added" in form.result.value
+    [added] = [c for c in _channels(settings) if c.name == "ops slack"]
+    assert (added.type, added.template) == ("slack", "<{{ service }}> {{ errorCount }} errors")
+    assert len(_channels(settings)) == before + 1
+
+
+def test_template_syntax_error_is_shown_on_the_template_box(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    page = build_channels(settings, clock=clock)
+    page.refresh()
+    page.form.target.value = "https://hooks.example.com/abc"
+    page.form.template.value = "line one\n{% if %}"
+    assert page.form.preview() is None
+    assert "line 2" in page.form.errors["template"].value
+    page.form.add_button.click()
+    assert "line 2" in page.form.errors["template"].value
+    assert "Not added" in page.form.result.value
+
+
+def test_email_channel_needs_the_smtp_setting_and_says_so(
+    settings: Settings, world: Seeded, clock: Callable[[], datetime]
+) -> None:
+    assert settings.smtp_url == ""
+    page = build_channels(settings, clock=clock)
+    page.refresh()
+    page.form.type.value = "email"
+    assert page.form.secret.layout.display == "none"
+    page.form.target.value = "oncall@example.com"
+    page.form.add_button.click()
+    assert "WORKBENCH_SMTP_URL" in page.form.result.value
+    with_smtp = settings.model_copy(update={"smtp_url": "smtp://127.0.0.1:2525"})
+    page = build_channels(with_smtp, clock=clock)
+    page.refresh()
+    page.form.type.value = "email"
+    page.form.target.value = "oncall@example.com"
+    page.form.template.value = "{{ service }} paged"
+    shown = page.form.preview()
+    assert shown is not None and "Subject:" in page.form.preview_pane.value
+    page.form.add_button.click()
+    assert "Added" in page.form.result.value

@@ -111,6 +111,13 @@ def preview_channel(
     slack) or, for email, ``{"subject", "text", "html"}``.
     """
     channel = get_channel(session=session, channel_id=channel_id)
+    return render_preview(session=session, channel=channel, now=now, dashboard_url=dashboard_url)
+
+
+def render_preview(
+    *, session: Session, channel: m.NotificationChannel, now: datetime, dashboard_url: str
+) -> dict[str, Any]:
+    """Return :func:`preview_channel`'s answer for ``channel``, saved or not (the dashboard's form)."""
     newest = list_incidents(session=session, limit=1)
     if newest:
         payload = incident_payload(session, newest[0], dashboard_url)

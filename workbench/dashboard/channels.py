@@ -1,4 +1,5 @@
-"""The Notifications page: webhook channels, add with URL validation, toggle, send a test."""
+"""The Notifications page: webhook, Slack and email channels; add (with a template and its
+preview beside the form), toggle, send a test."""
 
 from __future__ import annotations
 
@@ -98,65 +99,154 @@ class ChannelRow:
         return delivery
 
 
+_TARGET_LABELS = {
+    "webhook": ("Webhook URL", "https://example.com/webhook"),
+    "slack": ("Slack URL", "https://hooks.slack.com/services/…"),
+    "email": ("Email address", "oncall@example.com"),
+}
+_TYPE_HELP = {
+    "webhook": "Alerts are POSTed as JSON (type, service, errorCount, windowMinutes, triggeredAt, "
+    "incidentId, url of the incident page, evidence). With a secret, each request is signed "
+    "(X-Workbench-Signature, HMAC-SHA256).",
+    "slack": "A Slack (or Mattermost, Rocket.Chat) incoming webhook: the text, the top patterns, "
+    "the newest events and links as blocks.",
+    "email": "Sent through WORKBENCH_SMTP_URL: the text (its first line is the subject) and an "
+    "HTML part, with the evidence and links.",
+}
+
+
+def preview_html(preview: dict[str, Any]) -> str:
+    """Return a rendered preview: where it comes from, the subject/text, the body sent."""
+    import json
+
+    source = (
+        f"the latest incident ({esc(preview['incidentId'])})"
+        if preview["source"] == "incident" else "a sample incident (none recorded yet)"
+    )
+    parts = [f'<div class="wb-muted">Preview for {source}; nothing is sent.</div>']
+    if preview.get("templateError"):
+        parts.append(f'<div class="wb-error-box">Template failed: {esc(preview["templateError"])}</div>')
+    if preview["type"] == "email":
+        parts.append(f'<div><b>Subject:</b> <span class="wb-preview-subject">{esc(preview["subject"])}</span></div>')
+    parts.append(f'<pre class="wb-preview-text" style="white-space:pre-wrap">{esc(preview["text"])}</pre>')
+    if preview["type"] != "email":
+        body = json.dumps(preview["body"], indent=2, ensure_ascii=False)
+        parts.append(f'<details><summary>Body sent</summary><pre class="wb-preview-body">{esc(truncate(body, 6000))}</pre></details>')
+    return "".join(parts)
+
+
 class ChannelForm:
-    """The add-webhook form with inline errors (URL validated before anything is stored)."""
+    """The add-channel form (webhook, Slack, email) with a template box and its preview beside it."""
 
     def __init__(self, page: ChannelsPage) -> None:
         self.page = page
         lay = widgets.Layout(width="460px")
         style = {"description_width": "110px"}
+        self.type = widgets.Dropdown(description="Type", options=[("Webhook", "webhook"), ("Slack", "slack"), ("Email", "email")],
+                                     value="webhook", layout=lay, style=style)
         self.name = widgets.Text(description="Name", placeholder="e.g. ops Slack relay", layout=lay, style=style)
         self.target = widgets.Text(description="Webhook URL", placeholder="https://example.com/webhook",
                                    layout=lay, style=style)
         self.secret = widgets.Password(description="HMAC secret", placeholder="optional", layout=lay, style=style)
-        self.errors = {k: widgets.HTML() for k in ("name", "target", "secret")}
-        for key, w in (("name", self.name), ("target", self.target), ("secret", self.secret)):
+        self.template = widgets.Textarea(
+            description="Template", placeholder="optional Jinja2, e.g. {{ service }}: {{ errorCount }} errors",
+            layout=widgets.Layout(width="460px", height="90px"), style=style,
+        )
+        fields = (("type", self.type), ("name", self.name), ("target", self.target),
+                  ("secret", self.secret), ("template", self.template))
+        self.errors = {k: widgets.HTML() for k, _ in fields}
+        for key, w in fields:
             w.add_class(f"wb-channel-{key}")
             self.errors[key].add_class(f"wb-error-{key}")
-        self.add_button = widgets.Button(description="Add webhook", button_style="primary", icon="plus")
+        self.help = widgets.HTML()
+        self.type.observe(lambda _c: self._type_changed(), names="value")
+        self.add_button = widgets.Button(description="Add channel", button_style="primary", icon="plus")
         self.add_button.add_class("wb-channel-add")
         self.add_button.on_click(lambda _b: self.submit())
+        self.preview_button = widgets.Button(description="Preview", icon="eye")
+        self.preview_button.add_class("wb-channel-preview-button")
+        self.preview_button.on_click(lambda _b: self.preview())
+        self.preview_pane = widgets.HTML(
+            '<div class="wb-muted">Press Preview to see what this channel would receive.</div>',
+            layout=widgets.Layout(width="480px", margin="0 0 0 16px"),
+        )
+        self.preview_pane.add_class("wb-channel-preview")
         self.result = widgets.HTML()
         self.result.add_class("wb-form-result")
         rows = [widgets.HBox([w, self.errors[k]], layout=widgets.Layout(align_items="center"))
-                for k, w in (("name", self.name), ("target", self.target), ("secret", self.secret))]
-        self.widget = widgets.VBox(
-            [widgets.HTML('<div class="wb-section">Add a webhook</div>'
-                          '<div class="wb-muted">Alerts are POSTed as JSON (type, service, errorCount, '
-                          "windowMinutes, triggeredAt, incidentId, url of the incident page). With a "
-                          "secret, each request is signed (X-Workbench-Signature, HMAC-SHA256).</div>"),
-             *rows, self.add_button, self.result],
+                for k, w in fields]
+        form = widgets.VBox([
+            widgets.HTML('<div class="wb-section">Add a channel</div>'), self.help, *rows,
+            widgets.HBox([self.add_button, self.preview_button]), self.result,
+        ])
+        self.widget = widgets.HBox(
+            [form, self.preview_pane],
             layout=widgets.Layout(border="1px solid #e5e7eb", padding="8px 12px", margin="8px 0"),
         )
         self.widget.add_class("wb-channel-form")
+        self._type_changed()
 
-    def submit(self) -> NotificationChannel | None:
-        """Add the channel when the form is valid; return it (None when not added)."""
+    def _type_changed(self) -> None:
+        kind = str(self.type.value)
+        label, placeholder = _TARGET_LABELS[kind]
+        self.target.description, self.target.placeholder = label, placeholder
+        self.secret.layout.display = "none" if kind == "email" else None
+        self.help.value = f'<div class="wb-muted">{esc(_TYPE_HELP[kind])}</div>'
+
+    def _form(self) -> dict[str, Any]:
+        kind = str(self.type.value)
+        return {"type": kind, "name": self.name.value.strip(), "target": self.target.value.strip(),
+                "secret": (self.secret.value or None) if kind != "email" else None,
+                "template": self.template.value or None}
+
+    def _show_errors(self, exc: Exception, verb: str) -> None:
+        settings = self.page.ctx.settings
+        messages = validation_messages(exc)
+        shown = False
+        for name, msgs in messages.items():
+            if name in self.errors:
+                self.errors[name].value = field_error(msgs)
+                shown = True
+        text = "check the fields marked in red" if shown else friendly_error(exc, settings)
+        self.result.value = f'<div class="wb-error-box">{verb}: {esc(text)}.</div>'
+
+    def _clear(self) -> None:
         for err in self.errors.values():
             err.value = ""
         self.result.value = ""
-        form = {"name": self.name.value.strip(), "target": self.target.value.strip(),
-                "secret": self.secret.value or None}
+
+    def preview(self) -> dict[str, Any] | None:
+        """Render the form's channel for the latest incident beside the form; return the preview."""
+        self._clear()
         settings = self.page.ctx.settings
         try:
-            data = store.validate_channel(form)
+            data = store.validate_channel(self._form())
+            with store.session_for(settings) as session:
+                shown = store.preview_channel(
+                    session, data, now=self.page.ctx.now(), dashboard_url=settings.dashboard_url
+                )
+        except Exception as exc:
+            self._show_errors(exc, "No preview")
+            return None
+        self.preview_pane.value = preview_html(shown)
+        return shown
+
+    def submit(self) -> NotificationChannel | None:
+        """Add the channel when the form is valid; return it (None when not added)."""
+        self._clear()
+        settings = self.page.ctx.settings
+        try:
+            data = store.validate_channel(self._form())
             with store.session_for(settings) as session:
                 channel = store.create_channel(
                     session, data, now=self.page.ctx.now(),
-                    allow_private=settings.allow_private_webhooks,
+                    allow_private=settings.allow_private_webhooks, smtp_url=settings.smtp_url,
                 )
         except Exception as exc:
-            messages = validation_messages(exc)
-            shown = False
-            for name, msgs in messages.items():
-                if name in self.errors:
-                    self.errors[name].value = field_error(msgs)
-                    shown = True
-            text = "check the fields marked in red" if shown else friendly_error(exc, settings)
-            self.result.value = f'<div class="wb-error-box">Not added: {esc(text)}.</div>'
+            self._show_errors(exc, "Not added")
             return None
         self.result.value = f'<div class="wb-ok-box">Added “{esc(channel.name or channel.target)}”. Send it a test below.</div>'
-        self.name.value = self.target.value = self.secret.value = ""
+        self.name.value = self.target.value = self.secret.value = self.template.value = ""
         self.page.safe_reload()
         return channel
 
@@ -207,7 +297,7 @@ class ChannelsPage(Page):
         self.draw_summary()
         self.empty.value = (
             '<div class="wb-empty">No notification channels: incidents are recorded but nobody is '
-            "told. Add a webhook below.</div>" if not rows else ""
+            "told. Add a channel below.</div>" if not rows else ""
         )
 
     def draw_summary(self) -> None:

@@ -239,12 +239,31 @@ def list_channels(session: Session) -> list[NotificationChannel]:
 
 
 def create_channel(
-    session: Session, data: ChannelCreate, *, now: datetime, allow_private: bool = True
+    session: Session, data: ChannelCreate, *, now: datetime, allow_private: bool = True,
+    smtp_url: str | None = None,
 ) -> NotificationChannel:
     """Create a channel from validated data and return it (ValidationError if not allowed)."""
     return channels_mod.create_channel(
-        session=session, data=data, now=now, allow_private=allow_private
+        session=session, data=data, now=now, allow_private=allow_private, smtp_url=smtp_url
     )
+
+
+def preview_channel(
+    session: Session, data: ChannelCreate, *, now: datetime, dashboard_url: str
+) -> dict[str, Any]:
+    """Return what a channel of ``data`` (not saved) would receive for the latest incident.
+
+    The template is checked first (ValidationError naming ``template`` and the line).
+    """
+    from workbench.alerting.preview import render_preview
+    from workbench.alerting.templates import check_template
+
+    if data.template:
+        check_template(data.template)
+    channel = NotificationChannel(
+        type=data.type, name=data.name, target=data.target, template=data.template
+    )
+    return render_preview(session=session, channel=channel, now=now, dashboard_url=dashboard_url)
 
 
 def set_channel_enabled(session: Session, channel_id: uuid.UUID, enabled: bool) -> NotificationChannel:
@@ -340,6 +359,7 @@ __all__ = [
     "list_incidents",
     "list_rules",
     "prepare",
+    "preview_channel",
     "report_link",
     "resolve",
     "search_logs",
