@@ -235,6 +235,23 @@ def test_toggling_a_channel_persists(server: tuple[str, Settings, Seeded], page:
     assert "Enabled" in page.inner_text(toggle)
 
 
+def test_channel_form_previews_a_slack_template_beside_it(
+    server: tuple[str, Settings, Seeded], page: Any
+) -> None:
+    base, settings, _ = server
+    _open(page, base, "notifications")
+    page.select_option(".wb-channel-type select", label="Slack")
+    page.wait_for_selector(".wb-channel-target:has-text('Slack URL')", timeout=15_000)
+    page.fill(".wb-channel-target input", "https://hooks.slack.example/T0/B0")
+    page.fill(".wb-channel-template textarea", "{{ service }} <b>{{ errorCount }}</b> errors")
+    page.click(".wb-channel-preview-button")
+    text = page.wait_for_selector(".wb-channel-preview .wb-preview-text", timeout=15_000)
+    shown = text.inner_text()
+    assert "<b>" in shown and shown.endswith("</b> errors")  # the template's output, as text
+    assert "nothing is sent" in page.inner_text(".wb-channel-preview")
+    page.screenshot(path=str(SHOTS / "notifications-preview.png"), full_page=True)
+
+
 def test_page_refreshes_itself_without_reload(
     server: tuple[str, Settings, Seeded], page: Any
 ) -> None:
