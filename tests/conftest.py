@@ -36,6 +36,7 @@ os.environ.setdefault("WORKBENCH_ALLOW_PRIVATE_WEBHOOKS", "true")
 #: browser, or touch PostgreSQL; tests marked slow, postgres or browser stay out by themselves.
 UNIT_PATHS: tuple[str, ...] = (
     "tests/alerting/test_backtest.py",
+    "tests/alerting/test_channel_types_templates.py",
     "tests/alerting/test_decide.py",
     "tests/alerting/test_evaluate.py",
     "tests/alerting/test_kinds.py",

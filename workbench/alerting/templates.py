@@ -9,8 +9,10 @@ whole object as ``payload``.
 
 Safety: templates are written by whoever may edit channels and rendered inside the
 scheduler, so they run in :class:`jinja2.sandbox.SandboxedEnvironment` (no attribute
-access to internals, no ``__class__`` walks), undefined names render empty, and
-the output is cut at :data:`MAX_OUTPUT_CHARS`. The HTML environment autoescapes.
+access to internals, no ``__class__`` walks; ``range`` at most 100 000 items; ``*``
+building at most :data:`MAX_PRODUCT` items and ``**`` exponents at most
+:data:`MAX_EXPONENT`), undefined names render empty, and rendering stops once the
+output passes :data:`MAX_OUTPUT_CHARS` (then it is cut there). The HTML environment autoescapes.
 A template that fails at render time falls back to the default text with a note,
 so a bad template never loses a page.
 """
@@ -21,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from workbench.errors import ValidationError
 
@@ -30,10 +32,36 @@ MAX_TEMPLATE_CHARS = 8000
 MAX_OUTPUT_CHARS = 4000
 
 
+#: Largest string/list a template may build with ``*`` and largest ``**`` exponent.
+MAX_PRODUCT = 100_000
+MAX_EXPONENT = 100
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus bounds on ``*`` and ``**`` (``{{ 'x' * 10**10 }}`` would exhaust memory)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Return ``left <operator> right``; SecurityError when the result would be too big."""
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent above {MAX_EXPONENT}")
+            return left**right
+        for seq, n in ((left, right), (right, left)):
+            if (
+                isinstance(seq, str | list | tuple)
+                and isinstance(n, int)
+                and len(seq) * n > MAX_PRODUCT
+            ):
+                raise SecurityError(f"a repeated sequence longer than {MAX_PRODUCT}")
+        return left * right
+
+
 @lru_cache(maxsize=2)
 def environment(html: bool = False) -> SandboxedEnvironment:
     """Return the sandboxed environment (autoescaping when ``html``)."""
-    return SandboxedEnvironment(
+    return BoundedSandbox(
         autoescape=html,
         undefined=jinja2.Undefined,
         trim_blocks=True,
@@ -63,8 +91,15 @@ def render(source: str, payload: dict[str, Any], *, html: bool = False) -> str:
     callers that must not fail use :func:`render_or_none`.
     """
     template = environment(html).from_string(source)
-    text = template.render({**payload, "payload": payload})
-    return bound(text)
+    # Streamed: rendering stops once the output passes the bound (a long loop stops early).
+    out: list[str] = []
+    size = 0
+    for chunk in template.generate({**payload, "payload": payload}):
+        out.append(chunk)
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            break
+    return bound("".join(out))
 
 
 def render_or_none(source: str | None, payload: dict[str, Any]) -> tuple[str | None, str | None]:
