@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from workbench import clock
 from workbench.config import get_settings
 
+if TYPE_CHECKING:
+    from workbench.lake.compaction import CompactionResult
+
 
 def _lake_url(lake: str | None) -> str:
     return lake or get_settings().lake_url
+
+
+@contextmanager
+def _housekeeping_lock() -> Iterator[None]:
+    """Hold the cluster's housekeeping lock on a PostgreSQL catalog, waiting for it if taken.
+
+    The schedulers' housekeeping passes take the same advisory lock, so a manual
+    ``compact``/``retention`` never runs beside them or beside another node's manual
+    run: two compactions of one partition on object storage (no partition lock
+    there) would commit overlapping files, and every row of it would read twice. On
+    SQLite (one machine) nothing is taken: the per-partition lock files do it.
+    """
+    settings = get_settings()
+    from workbench.catalog.locks import cluster_lock, is_cluster_catalog
+
+    if not is_cluster_catalog(settings.database_url):
+        yield
+        return
+    from scheduled.scheduler import HOUSEKEEPING_LOCK
+
+    lock = cluster_lock(
+        HOUSEKEEPING_LOCK, database_url=settings.database_url, data_dir=settings.data_dir
+    )
+    if not lock.try_acquire():
+        click.echo("waiting for the housekeeping lock (another node is at work on the lake)")
+        while not lock.try_acquire():
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @click.command("demo")
@@ -62,7 +100,11 @@ def retention_command(days: int, dry_run: bool, lake: str | None) -> None:
     """Delete whole date partitions older than --days days."""
     from workbench.lake.retention import apply_retention
 
-    removed = apply_retention(_lake_url(lake), days=days, now=clock.now(), dry_run=dry_run)
+    if dry_run:
+        removed = apply_retention(_lake_url(lake), days=days, now=clock.now(), dry_run=True)
+    else:
+        with _housekeeping_lock():
+            removed = apply_retention(_lake_url(lake), days=days, now=clock.now())
     verb = "would delete" if dry_run else "deleted"
     for part in removed:
         click.echo(f"{verb} {part.day.isoformat()} ({part.files} files)")
@@ -95,29 +137,35 @@ def compact_command(
     older_than_hours: float, grace_minutes: float, hot: bool, lake: str | None
 ) -> None:
     """Merge the small files of past date partitions into one file each."""
-    from workbench.lake.compaction import SmallFilePolicy, compact, compact_hot
-
-    if hot:
-        results = compact_hot(
-            _lake_url(lake),
-            now=clock.now(),
-            policy=SmallFilePolicy.from_settings(get_settings()),
-            older_than=timedelta(hours=older_than_hours),
-            grace=timedelta(minutes=grace_minutes),
-        )
-    else:
-        results = compact(
-            _lake_url(lake),
-            now=clock.now(),
-            older_than=timedelta(hours=older_than_hours),
-            grace=timedelta(minutes=grace_minutes),
-        )
+    with _housekeeping_lock():
+        results = _compact(older_than_hours, grace_minutes, hot, lake)
     for r in results:
         if r.merged or r.deleted:
             click.echo(
                 f"{r.day.isoformat()}: merged {r.merged} files ({r.rows} rows), deleted {r.deleted}"
             )
     click.echo(f"compacted {sum(1 for r in results if r.merged)} partition(s)")
+
+
+def _compact(
+    older_than_hours: float, grace_minutes: float, hot: bool, lake: str | None
+) -> list[CompactionResult]:
+    from workbench.lake.compaction import SmallFilePolicy, compact, compact_hot
+
+    if hot:
+        return compact_hot(
+            _lake_url(lake),
+            now=clock.now(),
+            policy=SmallFilePolicy.from_settings(get_settings()),
+            older_than=timedelta(hours=older_than_hours),
+            grace=timedelta(minutes=grace_minutes),
+        )
+    return compact(
+        _lake_url(lake),
+        now=clock.now(),
+        older_than=timedelta(hours=older_than_hours),
+        grace=timedelta(minutes=grace_minutes),
+    )
 
 
 @click.command("verify")
