@@ -58,6 +58,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/dashboard/test_widgets.py",
     "tests/lake/test_compaction.py",
     "tests/lake/test_facts.py",
+    "tests/lake/test_facts_bounded.py",
     "tests/lake/test_hot_path.py",
     "tests/lake/test_ingestor.py",
     "tests/lake/test_integrity.py",

@@ -11,9 +11,10 @@ The key in the name ties a fact to one version of the file (size and modificatio
 the footer facts, rows and time bounds for the counts): a file rewritten under the same
 name gets new facts. Facts are written atomically (a hidden temporary name renamed into
 place); a fact that cannot be read or written is simply computed again. Only local lakes
-keep facts on disk; on object storage the in-memory caches alone apply. Facts of files
-deleted by compaction or retention stay behind (a few kilobytes each) until the folder is
-removed by hand.
+keep facts on disk; on object storage the in-memory caches alone apply. Facts go with their
+files: compaction prunes the facts of the files a partition no longer holds
+(:func:`prune`), retention removes a dropped day's facts (:func:`drop_day`), so the folder
+stays a few kilobytes per live file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,45 @@ def write_frame(data_path: str, kind: str, key: str, frame: pl.DataFrame) -> Non
     buffer = io.BytesIO()
     frame.write_ipc(buffer)
     _write(path, buffer.getvalue())
+
+
+def _day_folder(partition_path: str) -> Path | None:
+    """Return the facts folder of a local partition ``<lake>/logs/date=…``, or None."""
+    if not os.path.isabs(partition_path):
+        return None
+    path = Path(partition_path)
+    if path.parent.name != LOGS_TABLE:
+        return None
+    return path.parent.parent / FACTS_DIR / path.name
+
+
+def prune(partition_path: str, live_names: set[str]) -> int:
+    """Delete the facts of files no longer in the partition (``live_names``); return how many."""
+    folder = _day_folder(partition_path)
+    if folder is None:
+        return 0
+    removed = 0
+    try:
+        kept = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in kept:
+        # "<file name>.<kind>-<key>": the file name is everything before the last dot-suffix.
+        name = entry.name.rsplit(".", 1)[0]
+        if entry.name.startswith(".tmp-") or name not in live_names:
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def drop_day(partition_path: str) -> None:
+    """Delete every fact of a partition that retention dropped."""
+    folder = _day_folder(partition_path)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 import pyarrow.fs as pafs
 
 from workbench.errors import ValidationError
+from workbench.lake import facts, reader
 from workbench.lake import fs as lakefs
-from workbench.lake import reader
 from workbench.lake.schema import LOGS_TABLE
 
 _DELETING = ".deleting-"
@@ -66,6 +66,8 @@ def apply_retention(
             filesystem.move(part.path, hidden)
         except FileNotFoundError:  # another retention run got there first
             continue
+        finally:
+            facts.drop_day(part.path)
     for entry in lakefs.list_dir(filesystem, base):
         if entry.size == -1 and entry.base_name.startswith(_DELETING):
             filesystem.delete_dir(entry.path)
