@@ -41,6 +41,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/alerting/test_evaluate.py",
     "tests/alerting/test_kinds.py",
     "tests/alerting/test_kinds_api.py",
+    "tests/alerting/test_kinds_backtest.py",
     "tests/alerting/test_kinds_evaluate.py",
     "tests/alerting/test_race.py",
     "tests/catalog/",

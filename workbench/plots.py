@@ -144,8 +144,21 @@ def thresholds_figure(
     return fig
 
 
+#: The y axis of a backtest figure per rule kind (the observed value's unit).
+_BACKTEST_AXIS = {
+    "ratio": "percent of the service's events",
+    "absence": "events of the service in window",
+    "new_pattern": "events of the largest new pattern in window",
+    "anomaly": "matching events in window (baseline: median + k x MAD)",
+}
+
+
 def backtest_figure(result: Any, *, title: str = "Backtest") -> go.Figure:
     """Return the window count per tick of a ``backtest`` result, with the rule's openings marked.
+
+    For ratio, absence, new_pattern and anomaly rules: the observed value per tick,
+    and the baseline when the kind has one (ratio: the events of any level;
+    anomaly: median + sensitivity x MAD).
 
     Vertical lines mark where an incident would have been created (solid) or
     reopened (dotted).
@@ -153,11 +166,24 @@ def backtest_figure(result: Any, *, title: str = "Backtest") -> go.Figure:
     import plotly.graph_objects as go
 
     series = result.series
-    fig = go.Figure(
-        go.Scatter(
-            x=series["at"].to_list(), y=series["count"].to_list(), mode="lines", name="window count"
+    kind = getattr(result, "kind", "threshold")
+    if kind in ("threshold", "match") or "value" not in series.columns:
+        fig = go.Figure(
+            go.Scatter(
+                x=series["at"].to_list(),
+                y=series["count"].to_list(),
+                mode="lines",
+                name="window count",
+            )
         )
-    )
+    else:  # the other kinds: what the rule observed, and the baseline it compared with
+        x = series["at"].to_list()
+        fig = go.Figure(go.Scatter(x=x, y=series["value"].to_list(), mode="lines", name="observed"))
+        if series["baseline"].drop_nulls().len():
+            fig.add_scatter(
+                x=x, y=series["baseline"].to_list(), mode="lines", name="baseline",
+                line={"dash": "dash"},
+            )
     for episode in result.incidents:
         fig.add_vline(
             x=episode.opened_at,
@@ -167,6 +193,6 @@ def backtest_figure(result: Any, *, title: str = "Backtest") -> go.Figure:
     fig.update_layout(
         title=f"{title}: {len(result.incidents)} incidents, {len(result.notifications)} notifications",
         xaxis_title="time (UTC)",
-        yaxis_title="matching events in window",
+        yaxis_title=_BACKTEST_AXIS.get(kind, "matching events in window"),
     )
     return fig

@@ -15,6 +15,13 @@ as :func:`~workbench.alerting.decide.decide` would). Both go through ``decide``'
 own auto-resolve step (one path, no copy); a simulated resolve sends no
 notification (a person resolving pages nobody) and is counted under the reason
 ``resolved_simulated``.
+
+Every rule kind replays (``docs/alerting.md``, "Rule kinds"): the service's events
+are read once from far enough back for the kind's baseline (``baselineDays`` days
+for ``new_pattern``/``anomaly``, the 7-day lookback of ``absence``), and each
+tick's :class:`~workbench.query.kinds.KindCounts` come from binary searches over
+them, judged by the same :func:`~workbench.alerting.kinds.judge` the evaluator
+uses. The series then carries each tick's observed ``value`` and ``baseline``.
 """
 
 from __future__ import annotations
@@ -28,13 +35,17 @@ import polars as pl
 
 from workbench.alerting.decide import IncidentState, RuleState, decide
 from workbench.alerting.evaluate import rule_state
+from workbench.alerting.kinds import ABSENCE_LOOKBACK_DAYS, DEFAULT_BASELINE_DAYS, KindCounts, judge
 from workbench.catalog.models import AlertRule
 from workbench.lake import reader
+from workbench.patterns import pattern_expr
 
 SIMULATED = "simulated"
 AUTO = "auto_resolve"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+date_epoch = _EPOCH.date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +80,12 @@ class BacktestResult:
     notifications: list[Notification]
     ticks: int
     reasons: dict[str, int] = field(default_factory=dict)
-    series: pl.DataFrame | None = None  # columns ``at``, ``count``, ``action``, ``reason``
+    series: pl.DataFrame | None = (
+        None  # ``at``, ``count``, ``value``, ``baseline``, ``action``, ``reason``
+    )
     resolve_after: timedelta | None = None
     resolved_by: str = AUTO
+    kind: str = "threshold"
 
 
 def _us(moment: datetime) -> int:
@@ -88,8 +102,10 @@ def matching_timestamps(
         & (pl.col("service") == rule.service)
         & pl.col("level").is_in(list(rule.levels))
     )
-    if rule.message_contains:
+    if rule.message_contains and rule.kind == "threshold":
         cond &= pl.col("message").str.contains(rule.message_contains, literal=True)
+    if rule.match and rule.kind == "match":
+        cond &= pl.col("message").str.to_lowercase().str.contains(rule.match.lower(), literal=True)
     frame = (
         reader.scan(lake_url, start, end)
         .filter(cond)
@@ -121,8 +137,11 @@ def backtest(
     tick_us = _us(start) + np.arange(n, dtype=np.int64) * (step // _US)
     window_us = state.window // _US
     # Count in (t - window, t]: events <= t minus events <= t - window.
-    counts = np.searchsorted(times, tick_us, side="right") - np.searchsorted(
-        times, tick_us - window_us, side="right"
+    counts = _in_window(times, tick_us, window_us)
+    kind_counts = (
+        _kind_counts(state, lake_url, start, end, tick_us, counts)
+        if state.kind not in ("threshold", "match")
+        else None
     )
 
     latest: IncidentState | None = None
@@ -131,10 +150,22 @@ def backtest(
     reasons: Counter[str] = Counter()
     actions: list[str] = []
     reason_col: list[str] = []
+    values: list[float] = []
+    baselines: list[float | None] = []
     for k in range(n):
         now = start + k * step
-        count = int(counts[k])
-        d = decide(state, count, latest, False, now)
+        seen = kind_counts[k] if kind_counts is not None else KindCounts(count=int(counts[k]))
+        breach = judge(
+            state.kind,
+            seen,
+            threshold=state.threshold,
+            min_events=state.min_events,
+            sensitivity=state.sensitivity,
+        )
+        count = breach.count
+        values.append(breach.value)
+        baselines.append(breach.baseline)
+        d = decide(state, count, latest, False, now, breach=breach)
         reason = d.reason
         notify = d.notify
         if simulated and d.action == "auto_resolve":
@@ -158,12 +189,16 @@ def backtest(
         {
             "at": [start + k * step for k in range(n)],
             "count": counts.astype(np.int64),
+            "value": values,
+            "baseline": baselines,
             "action": actions,
             "reason": reason_col,
         },
         schema={
             "at": pl.Datetime("us", "UTC"),
             "count": pl.Int64,
+            "value": pl.Float64,
+            "baseline": pl.Float64,
             "action": pl.String,
             "reason": pl.String,
         },
@@ -176,4 +211,97 @@ def backtest(
         series=series,
         resolve_after=state.auto_resolve,
         resolved_by=SIMULATED if simulated else AUTO,
+        kind=state.kind,
     )
+
+
+def _in_window(times: np.ndarray, tick_us: np.ndarray, window_us: int) -> np.ndarray:
+    """Return per tick how many of the sorted ``times`` fall in ``(t - window, t]``."""
+    return np.searchsorted(times, tick_us, side="right") - np.searchsorted(
+        times, tick_us - window_us, side="right"
+    )
+
+
+def _service_events(
+    state: RuleState, lake_url: str, start: datetime, end: datetime, message: bool
+) -> pl.DataFrame:
+    """Return the service's events (any level) in ``(start, end]``: ``us``, ``level`` (+ ``message``)."""
+    cols = [pl.col("timestamp").dt.epoch("us").alias("us"), pl.col("level")]
+    if message:
+        cols.append(pl.col("message"))
+    return (
+        reader.scan(lake_url, start, end)
+        .filter(
+            (pl.col("timestamp") > start)
+            & (pl.col("timestamp") <= end)
+            & (pl.col("service") == state.service)
+        )
+        .select(cols)
+        .sort("us")
+        .collect()
+    )
+
+
+def _kind_counts(
+    state: RuleState,
+    lake_url: str,
+    start: datetime,
+    end: datetime,
+    tick_us: np.ndarray,
+    counts: np.ndarray,
+) -> list[KindCounts]:
+    """Return each tick's :class:`KindCounts` for a ratio, absence, new_pattern or anomaly rule."""
+    window_us = state.window // _US
+    days = state.baseline_days or DEFAULT_BASELINE_DAYS
+    if state.kind == "ratio":
+        every = _service_events(state, lake_url, start - state.window, end, False)
+        totals = _in_window(every["us"].to_numpy(), tick_us, window_us)
+        return [KindCounts(count=int(c), total=int(t)) for c, t in zip(counts, totals, strict=True)]
+    midnight_us = (tick_us // _DAY_US) * _DAY_US
+    if state.kind == "absence":
+        back = timedelta(days=ABSENCE_LOOKBACK_DAYS + 1)
+        every = _service_events(state, lake_url, start - back, end, False)
+        us = every["us"].to_numpy()
+        totals = _in_window(us, tick_us, window_us)
+        # Seen: an event in [midnight - lookback days, t].
+        since = midnight_us - ABSENCE_LOOKBACK_DAYS * _DAY_US
+        seen = np.searchsorted(us, tick_us, side="right") > np.searchsorted(us, since, side="left")
+        return [KindCounts(total=int(t), seen=bool(v)) for t, v in zip(totals, seen, strict=True)]
+    if state.kind == "anomaly":
+        back = timedelta(days=days + 1) + state.window
+        every = _service_events(state, lake_url, start - back, end, False)
+        us = every["us"].to_numpy()
+        lv = every.filter(pl.col("level").is_in(list(state.levels)))["us"].to_numpy()
+        alive = set((us // _DAY_US).tolist())  # UTC days (since epoch) the service logged
+        per_day = []
+        for d in range(1, days + 1):
+            then = tick_us - d * _DAY_US
+            per_day.append((_in_window(lv, then, window_us), np.isin(then // _DAY_US, list(alive))))
+        out = []
+        for k, c in enumerate(counts):
+            base = tuple(int(n[k]) for n, ok in per_day if ok[k])
+            out.append(KindCounts(count=int(c), baseline=base, baseline_days=len(base)))
+        return out
+    if state.kind == "new_pattern":
+        back = timedelta(days=days + 1)
+        every = _service_events(state, lake_url, start - back, end, True)
+        folded = every.filter(pl.col("level").is_in(list(state.levels))).with_columns(
+            pattern=pattern_expr("message")
+        )
+        lake_days = {(d - date_epoch).days for d, _ in reader.partitions(lake_url)}
+        patterns = {
+            p: g["us"].to_numpy() for (p,), g in folded.group_by(["pattern"], maintain_order=True)
+        }
+        day_idx = tick_us // _DAY_US
+        had = [sum(1 for a in range(1, days + 1) if int(dk) - a in lake_days) for dk in day_idx]
+        news: list[dict[str, int]] = [{} for _ in range(len(tick_us))]
+        for pattern, us in patterns.items():
+            in_window = _in_window(us, tick_us, window_us)
+            # Known: seen in [midnight - days, midnight) (the previous complete UTC days).
+            known = np.searchsorted(us, midnight_us, side="left") > np.searchsorted(
+                us, midnight_us - days * _DAY_US, side="left"
+            )
+            for j in np.nonzero((in_window > 0) & ~known)[0]:
+                news[j][str(pattern)] = int(in_window[j])
+        return [KindCounts(new_patterns=n, baseline_days=h) for n, h in zip(news, had, strict=True)]
+    raise ValueError(f"unknown rule kind {state.kind!r}")

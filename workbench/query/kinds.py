@@ -136,13 +136,20 @@ def _compute(paths: list[str], day: date, what: str) -> pl.DataFrame:
     )
 
 
-def day_summary(lake_url: str, day: date, what: str, cache_dir: Path | None = None) -> pl.DataFrame:
+def day_summary(
+    lake_url: str,
+    day: date,
+    what: str,
+    cache_dir: Path | None = None,
+    signature: tuple[str, list[str]] | None = None,
+) -> pl.DataFrame:
     """Return the ``what`` summary (``minutes`` or ``patterns``) of the UTC ``day``, cached.
 
     ``minutes``: ``service, level, label, n`` (events per minute ``(label - 1, label]``,
     label in minutes since the epoch); ``patterns``: distinct ``service, level, pattern``.
+    ``signature``: the day's files as :func:`_signature` lists them (when already known).
     """
-    digest, paths = _signature(lake_url, day)
+    digest, paths = signature or _signature(lake_url, day)
     key = (lake_url, day, what, digest)
     hit = _cache.frames.get(key)
     if hit is not None:
@@ -165,6 +172,41 @@ def day_summary(lake_url: str, day: date, what: str, cache_dir: Path | None = No
             _cache.frames.clear()
         _cache.frames[key] = frame
     return frame
+
+
+class _Days:
+    """The past days of one tick: each day's file signature listed once, summaries by day."""
+
+    def __init__(self, lake_url: str, cache_dir: Path | None) -> None:
+        self.lake_url = lake_url
+        self.cache_dir = cache_dir
+        self._signatures: dict[date, tuple[str, list[str]]] = {}
+
+    def signature(self, day: date) -> tuple[str, list[str]]:
+        hit = self._signatures.get(day)
+        if hit is None:
+            hit = self._signatures[day] = _signature(self.lake_url, day)
+        return hit
+
+    def key(self, days: Sequence[date]) -> tuple[str, tuple[tuple[date, str], ...]]:
+        """Return a cache key of derived baselines: the lake and each day's digest."""
+        return self.lake_url, tuple((d, self.signature(d)[0]) for d in days)
+
+    def summary(self, day: date, what: str) -> pl.DataFrame:
+        return day_summary(self.lake_url, day, what, self.cache_dir, self.signature(day))
+
+
+#: Baselines derived from day summaries (dense minute sums, pattern sets, seen services),
+#: keyed by what they are and the digests of the days they come from.
+_derived: dict[tuple[object, ...], object] = {}
+_DERIVED_MAX = 64
+
+
+def _remember(key: tuple[object, ...], value: object) -> None:
+    with _cache.lock:
+        if len(_derived) > _DERIVED_MAX:
+            _derived.clear()
+        _derived[key] = value
 
 
 def _window_specs(specs: Sequence[KindSpec]) -> list[WindowSpec]:
@@ -202,15 +244,12 @@ def kind_counts(
     slice_ = _recent_slice(lake_url, specs, now) if patterned else None
     counts = window_counts(lake_url, plain, now, recent=slice_)
     out: dict[str, KindCounts] = {}
-    seen = (
-        _seen_services(lake_url, now, cache_dir)
-        if any(s.kind == "absence" for s in specs)
-        else set()
-    )
+    days = _Days(lake_url, cache_dir)
+    seen = _seen_services(days, now) if any(s.kind == "absence" for s in specs) else set()
     anomalies = [s for s in specs if s.kind == "anomaly"]
-    baselines = _anomaly_baselines(lake_url, anomalies, now, cache_dir) if anomalies else {}
+    baselines = _anomaly_baselines(days, anomalies, now) if anomalies else {}
     news, days_had = (
-        _new_patterns(lake_url, patterned, now, slice_, cache_dir)
+        _new_patterns(days, patterned, now, slice_)
         if patterned and slice_ is not None
         else ({}, {})
     )
@@ -259,11 +298,19 @@ def _past_days(now: datetime, n: int) -> list[date]:
     return [today - timedelta(days=d) for d in range(1, n + 1)]
 
 
-def _seen_services(lake_url: str, now: datetime, cache_dir: Path | None) -> set[str]:
+def _seen_services(days: _Days, now: datetime) -> set[str]:
     """Return the services with an event today before ``now`` or on the lookback days."""
-    seen: set[str] = set()
-    for day in _past_days(now, ABSENCE_LOOKBACK_DAYS):
-        seen.update(day_summary(lake_url, day, "minutes", cache_dir)["service"].unique().to_list())
+    lake_url = days.lake_url
+    past = _past_days(now, ABSENCE_LOOKBACK_DAYS)
+    key = ("seen", *days.key(past))
+    cached = _derived.get(key)
+    if not isinstance(cached, frozenset):
+        found: set[str] = set()
+        for day in past:
+            found.update(days.summary(day, "minutes")["service"].unique().to_list())
+        cached = frozenset(found)
+        _remember(key, cached)
+    seen: set[str] = set(cached)
     midnight = datetime.combine(now.date(), time(0), tzinfo=UTC)
     now_us = (now - _EPOCH) // timedelta(microseconds=1)
     for stat in reader.file_stats(lake_url, midnight, now):
@@ -273,78 +320,111 @@ def _seen_services(lake_url: str, now: datetime, cache_dir: Path | None) -> set[
     return seen
 
 
-def _anomaly_baselines(
-    lake_url: str, specs: Sequence[KindSpec], now: datetime, cache_dir: Path | None
-) -> dict[str, tuple[int, ...]]:
-    """Return per spec the window's count on each available baseline day (d = 1 … days).
+@dataclass(frozen=True, slots=True)
+class _Dense:
+    """Running sums of events per minute over the baseline days, per (service, level)."""
 
-    Each (service, level) becomes a dense per-minute array over the baseline days
-    with its running sum, so a window's count on a day is two lookups.
-    """
-    k = max(s.days for s in specs)
-    days = _past_days(now, k + 1)  # +1: a window at 00:05 reaches into the day before
-    minutes = pl.concat([day_summary(lake_url, d, "minutes", cache_dir) for d in days])
-    services = {s.service for s in specs}
-    minutes = minutes.filter(pl.col("service").is_in(sorted(services)))
-    alive: dict[str, set[date]] = {}
-    for service, label in minutes.select("service", "label").unique().iter_rows():
-        alive.setdefault(service, set()).add((_EPOCH + timedelta(minutes=label - 1)).date())
-    origin = int((datetime.combine(days[-1], time(0), tzinfo=UTC) - _EPOCH) // timedelta(minutes=1))
-    size = (k + 1) * _DAY_MIN + 1
+    origin: int  # minute label of index 0
+    size: int
+    sums: dict[tuple[str, str], np.ndarray]
+    alive: dict[str, frozenset[int]]  # per service, the UTC days (since epoch) it logged
+
+
+def _dense(days: _Days, past: list[date]) -> _Dense:
+    key = ("dense", *days.key(past))
+    hit = _derived.get(key)
+    if isinstance(hit, _Dense):
+        return hit
+    minutes = pl.concat([days.summary(d, "minutes") for d in past])
+    alive: dict[str, set[int]] = {}
+    for service, day in (
+        minutes.select("service", ((pl.col("label") - 1) // _DAY_MIN).alias("day"))
+        .unique()
+        .iter_rows()
+    ):
+        alive.setdefault(service, set()).add(int(day))
+    origin = int((datetime.combine(past[-1], time(0), tzinfo=UTC) - _EPOCH) // timedelta(minutes=1))
+    size = len(past) * _DAY_MIN + 1
     sums: dict[tuple[str, str], np.ndarray] = {}
-    grouped = minutes.group_by("service", "level").agg("label", "n")
-    for service, level, labels, ns in grouped.iter_rows():
+    for service, level, labels, ns in (
+        minutes.group_by("service", "level").agg("label", "n").iter_rows()
+    ):
         dense = np.zeros(size + 1, dtype=np.int64)
         idx = np.asarray(labels, dtype=np.int64) - origin
         ok = (idx >= 0) & (idx <= size)
         np.add.at(dense, idx[ok], np.asarray(ns, dtype=np.int64)[ok])
         sums[(service, level)] = np.cumsum(dense)
+    out = _Dense(origin, size, sums, {k: frozenset(v) for k, v in alive.items()})
+    _remember(key, out)
+    return out
+
+
+def _anomaly_baselines(
+    days: _Days, specs: Sequence[KindSpec], now: datetime
+) -> dict[str, tuple[int, ...]]:
+    """Return per spec the window's count on each available baseline day (d = 1 … days).
+
+    Each (service, level) is a dense per-minute running sum over the baseline days
+    (built once per day and process), so a window's count on a day is two lookups.
+    A day is available when the service logged anything on the UTC day the window ends.
+    """
+    k = max(s.days for s in specs)
+    dense = _dense(days, _past_days(now, k + 1))  # +1: a window at 00:05 reaches the day before
+    origin, size = dense.origin, dense.size
     now_label = int((now - _EPOCH) // timedelta(minutes=1))
     out: dict[str, tuple[int, ...]] = {}
     for s in specs:
         w = int(s.window // timedelta(minutes=1))
-        had = alive.get(s.service, set())
+        had = dense.alive.get(s.service, frozenset())
+        cums = [c for c in (dense.sums.get((s.service, lv)) for lv in s.levels) if c is not None]
         counts: list[int] = []
         for d in range(1, s.days + 1):
             hi = now_label - d * _DAY_MIN
-            if (_EPOCH + timedelta(minutes=hi)).date() not in had and (
-                _EPOCH + timedelta(minutes=hi - 1)
-            ).date() not in had:
+            if (hi - 1) // _DAY_MIN not in had:
                 continue  # the service logged nothing that day: not a baseline day
-            lo = hi - w
-            total = 0
-            for level in s.levels:
-                cum = sums.get((s.service, level))
-                if cum is None:
-                    continue
-                a, b = lo - origin, hi - origin
-                total += int(cum[min(max(b, 0), size)] - cum[min(max(a, 0), size)])
-            counts.append(total)
+            b = min(max(hi - origin, 0), size)
+            a = min(max(hi - w - origin, 0), size)
+            counts.append(sum(int(c[b] - c[a]) for c in cums))
         out[s.key] = tuple(counts)
     return out
 
 
+def _pattern_base(days: _Days, past: list[date]) -> tuple[pl.DataFrame | None, list[date]]:
+    """Return the patterns of the past days with their ``age`` (1 = yesterday), and the days had."""
+    key = ("patterns", *days.key(past))
+    hit = _derived.get(key)
+    if isinstance(hit, tuple):
+        return hit
+    frames = []
+    had: list[date] = []
+    for age, day in enumerate(past, start=1):
+        if not days.summary(day, "minutes").height:
+            continue  # the lake holds nothing that day (before it began, or retention)
+        had.append(day)
+        frames.append(
+            days.summary(day, "patterns").with_columns(pl.lit(age, dtype=pl.Int64).alias("age"))
+        )
+    # Keep, per (service, level, pattern), its most recent day: "seen within d days" is age <= d.
+    base = (
+        pl.concat(frames).group_by("service", "level", "pattern").agg(pl.col("age").min())
+        if frames
+        else None
+    )
+    out = (base, had)
+    _remember(key, out)
+    return out
+
+
 def _new_patterns(
-    lake_url: str,
+    days_: _Days,
     specs: Sequence[KindSpec],
     now: datetime,
     recent: pl.DataFrame,
-    cache_dir: Path | None,
 ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
     """Return per spec ``{new pattern: count in the window}`` and its available baseline days."""
     k = max(s.days for s in specs)
     days = _past_days(now, k)
-    frames = []
-    had: list[date] = []
-    for age, day in enumerate(days, start=1):
-        if not day_summary(lake_url, day, "minutes", cache_dir).height:
-            continue  # the lake holds nothing that day (before it began, or retention)
-        had.append(day)
-        frames.append(
-            day_summary(lake_url, day, "patterns", cache_dir).with_columns(
-                pl.lit(age, dtype=pl.Int64).alias("age")
-            )
-        )
+    base, had = _pattern_base(days_, days)
     now_us = (now - _EPOCH) // timedelta(microseconds=1)
     rules = pl.DataFrame(
         {
@@ -370,8 +450,7 @@ def _new_patterns(
     )
     distinct = window.select("message").unique().with_columns(pattern=pattern_expr("message"))
     window = window.join(distinct, on="message", how="left")
-    if frames:
-        base = pl.concat(frames)
+    if base is not None:
         known = (
             window.select("key", "service", "level", "days", "pattern")
             .unique()
