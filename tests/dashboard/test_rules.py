@@ -56,7 +56,7 @@ def test_valid_rule_is_created_and_listed(settings: Settings, page: RulesPage) -
     assert page.form.errors["threshold"].value == ""
     created = [r for r in _rules(settings) if r.service == "api"]
     assert len(created) == 1 and created[0].threshold == 25 and created[0].window_minutes == 10
-    assert len(page.rows) == 3 and '>3<' in page.summary.value
+    assert len(page.rows) == 3 and ">3<" in page.summary.value
 
 
 def test_toggle_persists(settings: Settings, world: Seeded, page: RulesPage) -> None:
@@ -126,7 +126,10 @@ def test_deleting_a_rule_resolves_its_open_incident_as_the_api_does(
     assert world.open_incident is not None
     inc = _incident(settings, world.open_incident)
     assert (inc.status, inc.resolved_at, inc.resolved_by, inc.rule_id) == (
-        "resolved", clock(), "dashboard", None,
+        "resolved",
+        clock(),
+        "dashboard",
+        None,
     )
     assert _last_event(settings, world.open_incident).data["reason"] == "rule deleted"
 
@@ -140,10 +143,12 @@ def test_store_changes_and_deletes_rules_on_postgres(
         world = seed_catalog(settings, clock(), lake=False)
         assert world.open_incident is not None
         with store.session_for(settings) as s:  # tuning keeps it, a levels change resolves it
-            kept = store.update_rule(s, world.rules[0], RuleUpdate(threshold=50),
-                                     actor="dashboard", now=clock())
-            changed = store.update_rule(s, world.rules[0], RuleUpdate(levels=["fatal"]),
-                                        actor="dashboard", now=clock())
+            kept = store.update_rule(
+                s, world.rules[0], RuleUpdate(threshold=50), actor="dashboard", now=clock()
+            )
+            changed = store.update_rule(
+                s, world.rules[0], RuleUpdate(levels=["fatal"]), actor="dashboard", now=clock()
+            )
         assert kept.resolved == [] and changed.resolved == [world.open_incident]
         assert _last_event(settings, world.open_incident).data["reason"] == "rule changed: levels"
         with store.session_for(settings) as s:
@@ -171,7 +176,10 @@ def test_edit_opens_prefilled_and_saves_threshold_window_cooldown_auto_resolve(
     ed = row.editor
     assert ed.widget.layout.display is None
     assert (ed.threshold.value, ed.window.value, ed.cooldown.value, ed.auto_resolve.value) == (
-        "10", "5", "15", "",
+        "10",
+        "5",
+        "15",
+        "",
     )
     assert ed.levels.value == ("error", "fatal")
     ed.threshold.value = "20"
@@ -247,7 +255,9 @@ def test_the_create_form_and_the_editor_share_one_field_builder(
 ) -> None:
     row = page.rows[world.rules[0]]
     shared = {"threshold", "window_minutes", "cooldown_minutes", "auto_resolve_minutes", "levels"}
-    assert shared <= set(page.form.fields.inputs) and set(row.editor.fields.inputs) == shared
+    kind = {"kind", "match", "min_events", "baseline_days", "sensitivity"}
+    assert shared | kind <= set(page.form.fields.inputs)
+    assert set(row.editor.fields.inputs) == shared | kind
     assert type(page.form.fields) is type(row.editor.fields)
     page.form.service.value = "api"
     page.form.threshold.value = "3"
@@ -255,3 +265,157 @@ def test_the_create_form_and_the_editor_share_one_field_builder(
     page.form.create_button.click()
     (created,) = [r for r in _rules(settings) if r.service == "api"]
     assert created.auto_resolve_minutes == 45
+
+
+# -- rule kinds on the page (issue 14 item 4) --------------------------------
+
+_KIND_ONLY = {
+    "min_events": {"ratio"},
+    "match": {"match"},
+    "baseline_days": {"new_pattern", "anomaly"},
+    "sensitivity": {"anomaly"},
+    "message_contains": {"threshold"},
+}
+
+
+def _shown(fields: object, name: str) -> bool:
+    return fields.rows_by_name[name].layout.display != "none"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "kind", ["threshold", "ratio", "absence", "match", "new_pattern", "anomaly"]
+)
+def test_the_kind_selector_shows_the_fields_of_each_kind(page: RulesPage, kind: str) -> None:
+    form = page.form
+    form.kind.value = kind
+    for name in ("service", "threshold", "window_minutes", "cooldown_minutes", "severity"):
+        assert _shown(form.fields, name), name
+    assert _shown(form.fields, "levels") is (kind != "absence")  # absence counts every level
+    for name, kinds in _KIND_ONLY.items():
+        assert _shown(form.fields, name) is (kind in kinds), name
+    sent = set(form.values())
+    assert sent.isdisjoint({n for n, kinds in _KIND_ONLY.items() if kind not in kinds})
+
+
+def test_each_kind_is_created_with_its_fields(settings: Settings, page: RulesPage) -> None:
+    form = page.form
+    made = {
+        "ratio": {"threshold": "25", "min_events": "40"},
+        "absence": {"threshold": "1", "window_minutes": "30"},
+        "match": {"match": "Failed to authenticate"},
+        "new_pattern": {"baseline_days": "3"},
+        "anomaly": {"sensitivity": "2.5", "baseline_days": "5"},
+    }
+    for kind, values in made.items():
+        form.kind.value = kind
+        form.service.value = "auth-service"
+        form.name.value = f"{kind} rule"
+        for name, value in values.items():
+            form.fields.inputs[name].value = value
+        form.create_button.click()
+        assert "Created rule" in form.result.value, (kind, form.result.value)
+    rules = {r.name: r for r in _rules(settings)}
+    assert (rules["ratio rule"].kind, rules["ratio rule"].min_events) == ("ratio", 40)
+    assert rules["absence rule"].levels == ["debug", "info", "warn", "error", "fatal"]
+    assert rules["match rule"].match == "Failed to authenticate"
+    assert rules["new_pattern rule"].baseline_days == 3
+    assert (rules["anomaly rule"].sensitivity, rules["anomaly rule"].baseline_days) == (2.5, 5)
+    assert rules["anomaly rule"].min_events is None and rules["ratio rule"].sensitivity is None
+    row = next(r for r in page.rows.values() if r.rule.name == "ratio rule")
+    assert "≥ 25% of events in 5 min" in row.cells.children[1].value
+
+
+def test_kind_errors_are_shown_beside_their_field(settings: Settings, page: RulesPage) -> None:
+    form = page.form
+    form.service.value = "auth-service"
+    form.kind.value = "match"
+    form.create_button.click()
+    assert "match is required for kind match" in form.errors["match"].value
+    assert "Not created" in form.result.value and "match" in form.result.value
+    form.kind.value = "ratio"
+    form.threshold.value = "150"
+    form.create_button.click()
+    assert "at most 100" in form.errors["threshold"].value
+    assert form.errors["match"].value == ""
+    form.kind.value = "anomaly"
+    form.threshold.value = "10"
+    form.fields.inputs["sensitivity"].value = "-1"
+    form.create_button.click()
+    assert "greater than 0" in form.errors["sensitivity"].value
+    assert len(_rules(settings)) == 2
+
+
+def test_preview_shows_when_the_unsaved_rule_would_have_fired_in_24_h(
+    settings: Settings, page: RulesPage, clock: Callable[[], datetime]
+) -> None:
+    form = page.form
+    form.kind.value = "match"
+    form.service.value = "auth-service"
+    form.fields.inputs["match"].value = "failed to AUTHENTICATE"
+    form.threshold.value = "5"
+    form.preview_button.click()
+    text = form.backtest_result.value
+    assert "Over the last 24 h" in text and "would have opened <b>1</b> incident(s)" in text
+    assert "wb-preview-table" in text and "2026-11-20 11:4" in text  # the burst, 20 min ago
+    assert form.backtest_figure is not None
+    assert len(list(form.backtest_figure.data[0].y)) == 24 * 60 + 1  # type: ignore[arg-type]
+    assert len(_rules(settings)) == 2 and not form.preview_button.disabled
+    form.fields.inputs["match"].value = "no such message"
+    form.preview_button.click()
+    assert "would have opened <b>0</b> incident(s)" in form.backtest_result.value
+
+
+def test_preview_with_a_bad_kind_field_shows_the_error_and_runs_nothing(page: RulesPage) -> None:
+    form = page.form
+    form.kind.value = "match"
+    form.service.value = "auth-service"
+    form.preview_button.click()
+    assert "match is required" in form.errors["match"].value
+    assert form.backtest_result.value == ""
+
+
+def test_the_editor_of_a_kind_rule_shows_and_saves_its_fields(
+    settings: Settings, page: RulesPage
+) -> None:
+    form = page.form
+    form.kind.value = "ratio"
+    form.service.value = "api"
+    form.threshold.value = "30"
+    form.fields.inputs["min_events"].value = "50"
+    form.create_button.click()
+    (rule,) = [r for r in _rules(settings) if r.service == "api"]
+    row = page.rows[rule.id]
+    row.edit_button.click()
+    ed = row.editor
+    assert ed.fields.inputs["kind"].value == "ratio"
+    assert _shown(ed.fields, "min_events") and not _shown(ed.fields, "sensitivity")
+    assert ed.fields.inputs["min_events"].value == "50"
+    ed.fields.inputs["min_events"].value = "10"
+    ed.threshold.value = "120"
+    ed.save_button.click()
+    assert "at most 100" in ed.errors["threshold"].value and "Not saved" in ed.result.value
+    ed.threshold.value = "40"
+    ed.save_button.click()
+    assert "Saved" in row.message.value, ed.result.value
+    stored = _rule(settings, rule.id)
+    assert (stored.threshold, stored.min_events) == (40, 10)
+    row.edit_button.click()  # change its kind: the new kind's fields, the old one's cleared
+    ed.fields.inputs["kind"].value = "anomaly"
+    assert _shown(ed.fields, "sensitivity") and not _shown(ed.fields, "min_events")
+    ed.fields.inputs["sensitivity"].value = "4"
+    ed.save_button.click()
+    stored = _rule(settings, rule.id)
+    assert (stored.kind, stored.sensitivity, stored.min_events) == ("anomaly", 4.0, None)
+
+
+def test_preview_of_a_ratio_rule_plots_the_percent(page: RulesPage) -> None:
+    form = page.form
+    form.kind.value = "ratio"
+    form.service.value = "auth-service"
+    form.threshold.value = "50"
+    form.fields.inputs["min_events"].value = "5"
+    form.preview_button.click()
+    assert "≥ 50% of events in 5 min" in form.backtest_result.value
+    assert "would have opened <b>1</b> incident(s)" in form.backtest_result.value
+    fig = form.backtest_figure
+    assert fig is not None and max(fig.data[0].y) == 100.0  # type: ignore[arg-type]

@@ -1,7 +1,11 @@
 """The Alert rules page: summary, create form with inline errors, backtest, edit, toggle, delete.
 
 The create form and the editor of an existing rule are two uses of one field
-builder (:class:`RuleFields` over :data:`RULE_FIELDS`).
+builder (:class:`RuleFields` over :data:`RULE_FIELDS`). Every rule kind
+(``docs/alerting.md``, "Rule kinds") is created and edited there: a kind selector
+shows the fields of the chosen kind (:data:`KIND_SHOWS`) and sends only those, the
+API's errors appear beside the field they name, and "Preview" replays the unsaved
+rule over the last 24 hours before it is saved.
 """
 
 from __future__ import annotations
@@ -39,6 +43,59 @@ from workbench.lake.schema import LEVELS
 
 _COLS = ("240px", "220px", "120px", "140px", "120px", "auto")
 BACKTEST_DAYS = 7
+PREVIEW_SPAN = timedelta(hours=24)
+
+#: The rule kinds as the selector offers them.
+KIND_LABELS: dict[str, str] = {
+    "threshold": "Threshold: at least N events",
+    "ratio": "Ratio: percent of the service's events",
+    "absence": "Absence: the service goes quiet",
+    "match": "Match: a message text",
+    "new_pattern": "New pattern: a message not seen before",
+    "anomaly": "Anomaly: unusual for the time of day",
+}
+#: The fields that depend on the kind, and which of them each kind shows (the others are
+#: hidden and not sent: the API refuses a field its kind does not use).
+KIND_DEPENDENT = frozenset(
+    {"levels", "message_contains", "match", "min_events", "baseline_days", "sensitivity"}
+)
+KIND_SHOWS: dict[str, frozenset[str]] = {
+    "threshold": frozenset({"levels", "message_contains"}),
+    "ratio": frozenset({"levels", "min_events"}),
+    "absence": frozenset(),  # it counts events of every level
+    "match": frozenset({"levels", "match"}),
+    "new_pattern": frozenset({"levels", "baseline_days"}),
+    "anomaly": frozenset({"levels", "baseline_days", "sensitivity"}),
+}
+#: How the threshold reads for each kind: its label and help line.
+THRESHOLD_TEXT: dict[str, tuple[str, str]] = {
+    "threshold": (
+        "Threshold (errors)",
+        "alert when at least this many matching events fall in the window",
+    ),
+    "ratio": (
+        "Threshold (%)",
+        "alert when events of the levels are at least this percent of "
+        "all the service's events in the window",
+    ),
+    "absence": (
+        "Fewer than (events)",
+        "alert when the service logs fewer events than this in the window",
+    ),
+    "match": (
+        "Threshold (matches)",
+        "alert when at least this many events of the levels contain the text",
+    ),
+    "new_pattern": (
+        "Threshold (occurrences)",
+        "alert when a message pattern unseen in the baseline occurs this often",
+    ),
+    "anomaly": (
+        "Floor (events)",
+        "alert only with at least this many events, and above the "
+        "seasonal baseline (median + sensitivity × MAD)",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +103,7 @@ class FieldSpec:
     """How one rule field is asked for: label, input kind, help line, what a blank means."""
 
     label: str
-    kind: str = "text"  # text | service | levels | severity
+    kind: str = "text"  # text | service | levels | severity | kind
     placeholder: str = ""
     help: str = ""
     blank: Any = ""  # the value a blank input stands for ("" lets the validator name it)
@@ -58,29 +115,80 @@ class FieldSpec:
 RULE_FIELDS: dict[str, FieldSpec] = {
     "name": FieldSpec("Name", placeholder="e.g. auth error burst"),
     "service": FieldSpec("Service", "service", placeholder="service name as in the logs"),
+    "kind": FieldSpec("Kind", "kind", help="what makes the rule fire"),
     "threshold": FieldSpec(
-        "Threshold (errors)", help="alert when at least this many matching events fall in the window"
+        "Threshold (errors)",
+        help="alert when at least this many matching events fall in the window",
     ),
     "window_minutes": FieldSpec("Window (minutes)", help="1 to 1440"),
     "cooldown_minutes": FieldSpec(
-        "Cooldown (minutes)", help="minimum time between two alerts of this rule (0 to 10080)",
+        "Cooldown (minutes)",
+        help="minimum time between two alerts of this rule (0 to 10080)",
         blank="0",
     ),
     "auto_resolve_minutes": FieldSpec(
-        "Auto-resolve (minutes)", placeholder="optional",
+        "Auto-resolve (minutes)",
+        placeholder="optional",
         help="resolve by itself after this long without a breach (blank: people resolve)",
         blank=None,
     ),
     "levels": FieldSpec("Levels", "levels"),
     "message_contains": FieldSpec("Message contains", placeholder="optional", blank=None),
+    "match": FieldSpec(
+        "Message matches",
+        placeholder="text in the message",
+        help="case-insensitive literal text",
+        blank=None,
+    ),
+    "min_events": FieldSpec(
+        "Minimum events",
+        placeholder="20",
+        help="fire only with at least this many events in the window",
+        blank=None,
+    ),
+    "baseline_days": FieldSpec(
+        "Baseline (days)",
+        placeholder="7",
+        help="the days before today it compares with (1 to 28)",
+        blank=None,
+    ),
+    "sensitivity": FieldSpec(
+        "Sensitivity",
+        placeholder="3",
+        help="how many MADs above the median counts as unusual",
+        blank=None,
+    ),
     "severity": FieldSpec("Severity", "severity"),
 }
 NEW_RULE_DEFAULTS: dict[str, Any] = {
-    "threshold": "10", "window_minutes": "5", "cooldown_minutes": "15",
-    "levels": ("error", "fatal"), "severity": "warning",
+    "kind": "threshold",
+    "threshold": "10",
+    "window_minutes": "5",
+    "cooldown_minutes": "15",
+    "levels": ("error", "fatal"),
+    "severity": "warning",
 }
 #: What the editor of an existing rule changes (tuning, and the levels it counts).
 EDITABLE = ("threshold", "window_minutes", "cooldown_minutes", "auto_resolve_minutes", "levels")
+#: The editor's kind selector and kind fields (shown per kind, like the create form's).
+KIND_EDITABLE = ("kind", "match", "min_events", "baseline_days", "sensitivity")
+
+
+def condition_text(rule: Any) -> str:
+    """Return a rule's condition in a few words (``≥ 10 in 5 min``, ``≥ 20% of events in 10 min``)."""
+    t, w = rule.threshold, rule.window_minutes
+    kind = getattr(rule, "kind", None) or "threshold"
+    if kind == "ratio":
+        return f"≥ {t}% of events in {w} min"
+    if kind == "absence":
+        return f"< {t} events in {w} min"
+    if kind == "match":
+        return f"“{rule.match}” ≥ {t} in {w} min"
+    if kind == "new_pattern":
+        return f"new message ≥ {t} in {w} min"
+    if kind == "anomaly":
+        return f"unusual (≥ {t}, > median + {rule.sensitivity:g}×MAD) in {w} min"
+    return f"≥ {t} in {w} min"
 
 
 def rule_values(rule: AlertRule, names: Sequence[str]) -> dict[str, Any]:
@@ -90,6 +198,8 @@ def rule_values(rule: AlertRule, names: Sequence[str]) -> dict[str, Any]:
         value = getattr(rule, name)
         if name == "levels":
             out[name] = tuple(value or ())
+        elif name == "kind":
+            out[name] = value or "threshold"
         else:
             out[name] = "" if value is None else str(value)
     return out
@@ -103,8 +213,13 @@ class RuleFields:
     """
 
     def __init__(
-        self, names: Sequence[str], values: Mapping[str, Any] | None = None, *,
-        css: str = "wb-rule", error_css: str = "wb-error", service_options: Sequence[str] = (),
+        self,
+        names: Sequence[str],
+        values: Mapping[str, Any] | None = None,
+        *,
+        css: str = "wb-rule",
+        error_css: str = "wb-error",
+        service_options: Sequence[str] = (),
     ) -> None:
         lay = widgets.Layout(width="360px")
         style = {"description_width": "150px"}
@@ -112,24 +227,55 @@ class RuleFields:
         self.names = tuple(names)
         self.inputs: dict[str, Any] = {}
         self.errors: dict[str, widgets.HTML] = {}
+        self.hints: dict[str, widgets.HTML] = {}
         self.rows: list[widgets.Widget] = []
+        self.rows_by_name: dict[str, widgets.HBox] = {}
         for name in self.names:
             spec = RULE_FIELDS[name]
             w: Any
             if spec.kind == "service":
-                w = widgets.Combobox(description=spec.label, value=values.get(name, ""),
-                                     options=list(service_options), placeholder=spec.placeholder,
-                                     ensure_option=False, layout=lay, style=style)
+                w = widgets.Combobox(
+                    description=spec.label,
+                    value=values.get(name, ""),
+                    options=list(service_options),
+                    placeholder=spec.placeholder,
+                    ensure_option=False,
+                    layout=lay,
+                    style=style,
+                )
             elif spec.kind == "levels":
-                w = widgets.SelectMultiple(options=list(LEVELS), value=values.get(name, ()),
-                                           description=spec.label, rows=5, layout=lay, style=style)
+                w = widgets.SelectMultiple(
+                    options=list(LEVELS),
+                    value=values.get(name, ()),
+                    description=spec.label,
+                    rows=5,
+                    layout=lay,
+                    style=style,
+                )
+            elif spec.kind == "kind":
+                w = widgets.Dropdown(
+                    options=[(label, k) for k, label in KIND_LABELS.items()],
+                    value=values.get(name, "threshold"),
+                    description=spec.label,
+                    layout=lay,
+                    style=style,
+                )
             elif spec.kind == "severity":
-                w = widgets.Dropdown(options=list(SEVERITY_COLOURS),
-                                     value=values.get(name, "warning"), description=spec.label,
-                                     layout=lay, style=style)
+                w = widgets.Dropdown(
+                    options=list(SEVERITY_COLOURS),
+                    value=values.get(name, "warning"),
+                    description=spec.label,
+                    layout=lay,
+                    style=style,
+                )
             else:
-                w = widgets.Text(description=spec.label, value=values.get(name, ""),
-                                 placeholder=spec.placeholder, layout=lay, style=style)
+                w = widgets.Text(
+                    description=spec.label,
+                    value=values.get(name, ""),
+                    placeholder=spec.placeholder,
+                    layout=lay,
+                    style=style,
+                )
             slug = name.replace("_", "-")
             w.add_class(f"{css}-{slug}")
             err = widgets.HTML()
@@ -137,8 +283,36 @@ class RuleFields:
             hint = widgets.HTML(f'<span class="wb-muted">{esc(spec.help)}</span>')
             self.inputs[name] = w
             self.errors[name] = err
-            self.rows.append(widgets.HBox([w, widgets.VBox([err, hint])],
-                                          layout=widgets.Layout(align_items="center")))
+            self.hints[name] = hint
+            row = widgets.HBox(
+                [w, widgets.VBox([err, hint])], layout=widgets.Layout(align_items="center")
+            )
+            row.add_class(f"{css}-row-{slug}")
+            self.rows.append(row)
+            self.rows_by_name[name] = row
+        if "kind" in self.inputs:
+            self.inputs["kind"].observe(lambda change: self.show_kind(change["new"]), "value")
+        self.show_kind(self.kind)
+
+    @property
+    def kind(self) -> str:
+        """Return the kind chosen (``threshold`` when these fields have no kind selector)."""
+        w = self.inputs.get("kind")
+        return str(w.value) if w is not None else "threshold"
+
+    def shown(self, name: str) -> bool:
+        """Return whether the field ``name`` is shown for the chosen kind."""
+        return name not in KIND_DEPENDENT or name in KIND_SHOWS.get(self.kind, frozenset())
+
+    def show_kind(self, kind: str) -> None:
+        """Show the fields of ``kind`` (hide the others) and word the threshold for it."""
+        for name, row in self.rows_by_name.items():
+            row.layout.display = None if self.shown(name) else "none"
+        label, help_ = THRESHOLD_TEXT.get(kind, THRESHOLD_TEXT["threshold"])
+        if "threshold" in self.inputs:
+            self.inputs["threshold"].description = label
+            self.hints["threshold"].value = f'<span class="wb-muted">{esc(help_)}</span>'
+        self.clear_errors()
 
     def set_values(self, values: Mapping[str, Any]) -> None:
         """Show ``values`` in the inputs (and clear the errors)."""
@@ -148,9 +322,14 @@ class RuleFields:
         self.clear_errors()
 
     def values(self) -> dict[str, Any]:
-        """Return the inputs as the dict the rule schemas validate (numbers still as typed)."""
+        """Return the shown inputs as the dict the rule schemas validate (numbers still as typed).
+
+        Fields the chosen kind does not use are left out (the API refuses them).
+        """
         out: dict[str, Any] = {}
         for name, w in self.inputs.items():
+            if not self.shown(name):
+                continue
             value = w.value
             if isinstance(value, tuple):
                 out[name] = list(value)
@@ -186,19 +365,35 @@ class RuleForm:
         self.fields = RuleFields(self.FIELDS, {**NEW_RULE_DEFAULTS, "service": service})
         f = self.fields.inputs
         self.name, self.service, self.threshold = f["name"], f["service"], f["threshold"]
-        self.window, self.cooldown, self.levels = f["window_minutes"], f["cooldown_minutes"], f["levels"]
-        self.auto_resolve, self.message, self.severity = (
-            f["auto_resolve_minutes"], f["message_contains"], f["severity"]
+        self.window, self.cooldown, self.levels = (
+            f["window_minutes"],
+            f["cooldown_minutes"],
+            f["levels"],
         )
+        self.auto_resolve, self.message, self.severity = (
+            f["auto_resolve_minutes"],
+            f["message_contains"],
+            f["severity"],
+        )
+        self.kind = f["kind"]
         self.errors = self.fields.errors
-        self.create_button = widgets.Button(description="Create rule", button_style="primary",
-                                            icon="plus")
+        self.create_button = widgets.Button(
+            description="Create rule", button_style="primary", icon="plus"
+        )
         self.create_button.add_class("wb-rule-create")
-        self.backtest_button = widgets.Button(description=f"Try on last {BACKTEST_DAYS} days",
-                                              icon="history", layout=widgets.Layout(width="200px"))
+        self.backtest_button = widgets.Button(
+            description=f"Try on last {BACKTEST_DAYS} days",
+            icon="history",
+            layout=widgets.Layout(width="200px"),
+        )
         self.backtest_button.add_class("wb-rule-backtest")
+        self.preview_button = widgets.Button(
+            description="Preview (last 24 h)", icon="eye", layout=widgets.Layout(width="180px")
+        )
+        self.preview_button.add_class("wb-rule-preview")
         self.create_button.on_click(lambda _b: self.submit())
         self.backtest_button.on_click(lambda _b: self.try_backtest())
+        self.preview_button.on_click(lambda _b: self.preview())
         self.result = widgets.HTML()
         self.result.add_class("wb-form-result")
         self.backtest_result = widgets.HTML()
@@ -207,9 +402,14 @@ class RuleForm:
         self.backtest_chart.add_class("wb-backtest-chart")
         self.backtest_figure: go.Figure | None = None
         self.widget = widgets.VBox(
-            [widgets.HTML('<div class="wb-section">New rule</div>'), *self.fields.rows,
-             widgets.HBox([self.create_button, self.backtest_button]), self.result,
-             self.backtest_result, self.backtest_chart],
+            [
+                widgets.HTML('<div class="wb-section">New rule</div>'),
+                *self.fields.rows,
+                widgets.HBox([self.create_button, self.preview_button, self.backtest_button]),
+                self.result,
+                self.backtest_result,
+                self.backtest_chart,
+            ],
             layout=widgets.Layout(border="1px solid #e5e7eb", padding="8px 12px", margin="8px 0"),
         )
         self.widget.add_class("wb-rule-form")
@@ -254,7 +454,7 @@ class RuleForm:
             self.create_button.description = "Create rule"
         self.result.value = (
             f'<div class="wb-ok-box">Created rule “{esc(rule.name or rule.service)}”: '
-            f"≥ {rule.threshold} in {rule.window_minutes} min.</div>"
+            f"{esc(condition_text(rule))}.</div>"
         )
         self.backtest_result.value = ""
         self.backtest_chart.outputs = ()
@@ -264,8 +464,15 @@ class RuleForm:
         self.page.safe_reload()
         return rule
 
-    def try_backtest(self) -> Any:
-        """Run the unsaved rule over the last 7 days of logs and show what it would have done."""
+    def preview(self) -> Any:
+        """Run the unsaved rule over the last 24 hours and show when it would have fired."""
+        return self.try_backtest(PREVIEW_SPAN, self.preview_button)
+
+    def try_backtest(
+        self, span: timedelta = timedelta(days=BACKTEST_DAYS), button: widgets.Button | None = None
+    ) -> Any:
+        """Run the unsaved rule over the last ``span`` of logs and show what it would have done."""
+        button = button or self.backtest_button
         self.backtest_result.value = ""
         self.backtest_chart.outputs = ()
         data = self.validate("Not tried")
@@ -274,19 +481,18 @@ class RuleForm:
         self.result.value = ""
         now = self.page.ctx.now()
         rule = store.unsaved_rule(data, now=now)
-        self.backtest_button.disabled = True
-        self.backtest_button.description = "Running…"
+        label = button.description
+        button.disabled = True
+        button.description = "Running…"
         try:
-            result = store.backtest(self.page.ctx.settings, rule, now - timedelta(days=BACKTEST_DAYS), now)
+            result = store.backtest(self.page.ctx.settings, rule, now - span, now)
         except Exception as exc:
-            self.backtest_result.value = (
-                f'<div class="wb-error-box">Backtest failed: {esc(friendly_error(exc, self.page.ctx.settings))}</div>'
-            )
+            self.backtest_result.value = f'<div class="wb-error-box">Backtest failed: {esc(friendly_error(exc, self.page.ctx.settings))}</div>'
             return None
         finally:
-            self.backtest_button.disabled = False
-            self.backtest_button.description = f"Try on last {BACKTEST_DAYS} days"
-        self.backtest_result.value = backtest_html(result, rule)
+            button.disabled = False
+            button.description = label
+        self.backtest_result.value = backtest_html(result, rule, span)
         self.backtest_figure = backtest_figure(result, rule) if result is not None else None
         if self.backtest_figure is not None:
             show_figure(self.backtest_chart, self.backtest_figure)
@@ -295,46 +501,69 @@ class RuleForm:
         return result
 
 
-def backtest_html(result: Any, rule: AlertRule) -> str:
-    """Return the summary of a backtest: how many incidents and notifications, and when."""
+def _span_text(span: timedelta) -> str:
+    hours = int(span.total_seconds() // 3600)
+    return f"{hours // 24} days" if hours % 24 == 0 and hours > 24 else f"{hours} h"
+
+
+def backtest_html(
+    result: Any, rule: AlertRule, span: timedelta = timedelta(days=BACKTEST_DAYS)
+) -> str:
+    """Return the summary of a backtest: how many incidents and notifications, and when (a table)."""
     if result is None:
-        return '<div class="wb-info-box">Backtests are not available in this installation yet.</div>'
+        return (
+            '<div class="wb-info-box">Backtests are not available in this installation yet.</div>'
+        )
     episodes = list(result.incidents)
     notes = list(result.notifications)
+    levels = "" if (rule.kind or "threshold") == "absence" else f" ({'/'.join(rule.levels)})"
     head = (
-        f"Over the last {BACKTEST_DAYS} days (checked every minute), “≥ {rule.threshold} "
-        f"{esc('/'.join(rule.levels))} in {rule.window_minutes} min” on <b>{esc(rule.service)}</b> "
+        f"Over the last {_span_text(span)} (checked every minute), “{esc(condition_text(rule))}"
+        f"{esc(levels)}” on <b>{esc(rule.service)}</b> "
         f"would have opened <b>{len(episodes)}</b> incident(s) and sent <b>{len(notes)}</b> "
         "notification(s)."
     )
     simulated = getattr(result, "resolved_by", "") == "simulated"
     closed = "resolved (assumed)" if simulated else "auto-resolved"
-    items = []
-    for ep in episodes[:10]:
-        items.append(
-            f"<li>{esc(fmt_ts(ep.opened_at))}{' (reopened)' if ep.reopened else ''}"
-            f" · peak {ep.peak_count} in the window · last error {esc(fmt_ts(ep.last_seen_error_at))}"
-            + (f" · {closed} {esc(fmt_ts(ep.resolved_at))}" if ep.resolved_at else "")
-            + "</li>"
-        )
-    more = f"<li>… and {len(episodes) - 10} more</li>" if len(episodes) > 10 else ""
-    suppressed = {k: v for k, v in (result.reasons or {}).items() if "suppress" in k or "cooldown" in k or "quiet" in k}
+    rows = "".join(
+        f"<tr><td>{esc(fmt_ts(ep.opened_at))}{' (reopened)' if ep.reopened else ''}</td>"
+        f"<td>{ep.peak_count}</td><td>{esc(fmt_ts(ep.last_seen_error_at))}</td>"
+        f"<td>{esc(fmt_ts(ep.resolved_at)) if ep.resolved_at else 'still open'}</td></tr>"
+        for ep in episodes[:10]
+    )
+    items = (
+        [
+            '<table class="wb-preview-table"><tr><th>would fire at</th><th>peak in the window</th>'
+            f"<th>last breach</th><th>{esc(closed)}</th></tr>{rows}</table>"
+        ]
+        if episodes
+        else []
+    )
+    more = f"<div>… and {len(episodes) - 10} more</div>" if len(episodes) > 10 else ""
+    suppressed = {
+        k: v
+        for k, v in (result.reasons or {}).items()
+        if "suppress" in k or "cooldown" in k or "quiet" in k
+    }
     why = (
         "<div class='wb-muted'>Held back: "
         + esc(", ".join(f"{k.replace('_', ' ')} ×{v}" for k, v in sorted(suppressed.items())))
-        + "</div>" if suppressed else ""
+        + "</div>"
+        if suppressed
+        else ""
     )
     verdict = (
         "Quiet: it would not have paged. Lower the threshold if it should have."
-        if not episodes else
-        "Noisy? Raise the threshold, widen the window or add a cooldown." if len(notes) > 20 else
-        "Without auto-resolve, an incident is assumed resolved by on-call "
+        if not episodes
+        else "Noisy? Raise the threshold, widen the window or add a cooldown."
+        if len(notes) > 20
+        else "Without auto-resolve, an incident is assumed resolved by on-call "
         f"{_minutes(result.resolve_after)} min after its last breach (the quiet period)."
-        if simulated else
-        "Incidents close by the rule's auto-resolve."
+        if simulated
+        else "Incidents close by the rule's auto-resolve."
     )
     return (
-        f'<div class="wb-info-box wb-backtest">{head}<ul>{"".join(items)}{more}</ul>{why}'
+        f'<div class="wb-info-box wb-backtest">{head}{"".join(items)}{more}{why}'
         f'<span class="wb-muted">{esc(verdict)}</span></div>'
     )
 
@@ -344,28 +573,69 @@ def _minutes(delta: timedelta | None) -> int:
 
 
 def backtest_figure(result: Any, rule: AlertRule) -> go.Figure | None:
-    """Return the window count at every tick against the threshold, incidents marked."""
+    """Return the rule's observed value at every tick against its threshold, incidents marked.
+
+    The value is the window count (a percent for ``ratio``: the series' ``value``
+    column when the backtest gives one); the seasonal bar of an ``anomaly`` rule
+    (``baseline``) is drawn too.
+    """
     series = getattr(result, "series", None)
     if series is None or series.height == 0:
         return None
+    kind = rule.kind or "threshold"
+    column = "value" if "value" in series.columns and kind != "threshold" else "count"
+    unit = "% of events" if kind == "ratio" else "in window"
     fig = go.Figure(
-        go.Scatter(x=series["at"].to_list(), y=series["count"].to_list(), mode="lines",
-                   line={"color": "#dc2626", "width": 1.5}, name="count in window",
-                   hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y} in window<extra></extra>")
+        go.Scatter(
+            x=series["at"].to_list(),
+            y=series[column].to_list(),
+            mode="lines",
+            line={"color": "#dc2626", "width": 1.5},
+            name=unit,
+            hovertemplate=f"%{{x|%Y-%m-%d %H:%M}} UTC<br>%{{y}} {unit}<extra></extra>",
+        )
     )
+    if kind == "anomaly" and "baseline" in series.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=series["at"].to_list(),
+                y=series["baseline"].to_list(),
+                mode="lines",
+                line={"color": "#6b7280", "dash": "dot", "width": 1},
+                name="seasonal bar",
+                hovertemplate="bar %{y:.1f}<extra></extra>",
+            )
+        )
     fig.add_hline(y=rule.threshold, line={"color": "#374151", "dash": "dash", "width": 1})
     opened = [ep.opened_at for ep in result.incidents]
     if opened:
-        fig.add_trace(go.Scatter(x=opened, y=[rule.threshold] * len(opened), mode="markers",
-                                 marker={"symbol": "triangle-up", "size": 10, "color": "#2563eb"},
-                                 name="incident opened",
-                                 hovertemplate="incident opened %{x|%Y-%m-%d %H:%M} UTC<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=opened,
+                y=[rule.threshold] * len(opened),
+                mode="markers",
+                marker={"symbol": "triangle-up", "size": 10, "color": "#2563eb"},
+                name="incident opened",
+                hovertemplate="incident opened %{x|%Y-%m-%d %H:%M} UTC<extra></extra>",
+            )
+        )
+    what = {
+        "ratio": "percent of the service's events of the levels",
+        "absence": "events of any level in the window",
+    }.get(kind, "matching events in the window")
     fig.update_layout(
-        height=240, margin={"l": 40, "r": 16, "t": 28, "b": 30}, showlegend=False,
-        title={"text": "matching events in the window, every minute (dashed: threshold)",
-               "x": 0.01, "font": {"size": 13}},
-        plot_bgcolor="#ffffff", paper_bgcolor="#ffffff",
-        xaxis={"gridcolor": "#f3f4f6"}, yaxis={"gridcolor": "#f3f4f6", "rangemode": "tozero"},
+        height=240,
+        margin={"l": 40, "r": 16, "t": 28, "b": 30},
+        showlegend=False,
+        title={
+            "text": f"{what}, every minute (dashed: threshold)",
+            "x": 0.01,
+            "font": {"size": 13},
+        },
+        plot_bgcolor="#ffffff",
+        paper_bgcolor="#ffffff",
+        xaxis={"gridcolor": "#f3f4f6"},
+        yaxis={"gridcolor": "#f3f4f6", "rangemode": "tozero"},
     )
     return fig
 
@@ -373,9 +643,13 @@ def backtest_figure(result: Any, rule: AlertRule) -> go.Figure | None:
 class RuleEditor:
     """The editor of an existing rule, under its row: the :data:`EDITABLE` fields, save, cancel."""
 
-    def __init__(self, row: RuleRow, names: Sequence[str] = EDITABLE) -> None:
+    def __init__(
+        self, row: RuleRow, names: Sequence[str] = (KIND_EDITABLE[0], *EDITABLE, *KIND_EDITABLE[1:])
+    ) -> None:
         self.row = row
-        self.fields = RuleFields(names, css="wb-edit", error_css="wb-edit-error")
+        self.fields = RuleFields(
+            names, {"kind": row.rule.kind or "threshold"}, css="wb-edit", error_css="wb-edit-error"
+        )
         f = self.fields.inputs  # shortcuts to the usual inputs (None when a kind has no such field)
         self.threshold: Any = f.get("threshold")
         self.window: Any = f.get("window_minutes")
@@ -388,20 +662,32 @@ class RuleEditor:
             "incident (the next evaluation decides); changing the levels resolves its open "
             "incident, as the rule then watches something else.</span>"
         )
-        self.save_button = widgets.Button(description="Save", button_style="primary", icon="check",
-                                          layout=widgets.Layout(width="90px"))
+        self.save_button = widgets.Button(
+            description="Save",
+            button_style="primary",
+            icon="check",
+            layout=widgets.Layout(width="90px"),
+        )
         self.save_button.add_class("wb-rule-save")
-        self.cancel_button = widgets.Button(description="Cancel", layout=widgets.Layout(width="80px"))
+        self.cancel_button = widgets.Button(
+            description="Cancel", layout=widgets.Layout(width="80px")
+        )
         self.cancel_button.add_class("wb-rule-cancel-edit")
         self.save_button.on_click(lambda _b: self.save())
         self.cancel_button.on_click(lambda _b: self.close())
         self.result = widgets.HTML()
         self.result.add_class("wb-edit-result")
         self.widget = widgets.VBox(
-            [widgets.HTML('<div class="wb-section">Edit rule</div>'), *self.fields.rows, self.note,
-             widgets.HBox([self.save_button, self.cancel_button]), self.result],
-            layout=widgets.Layout(display="none", border="1px solid #e5e7eb",
-                                  padding="8px 12px", margin="4px 0 8px 0"),
+            [
+                widgets.HTML('<div class="wb-section">Edit rule</div>'),
+                *self.fields.rows,
+                self.note,
+                widgets.HBox([self.save_button, self.cancel_button]),
+                self.result,
+            ],
+            layout=widgets.Layout(
+                display="none", border="1px solid #e5e7eb", padding="8px 12px", margin="4px 0 8px 0"
+            ),
         )
         self.widget.add_class("wb-rule-editor")
 
@@ -451,15 +737,16 @@ class RuleEditor:
         try:
             with store.session_for(page.ctx.settings) as session:
                 done = store.update_rule(
-                    session, self.row.rule.id, RuleUpdate.model_validate(changes),
-                    actor=page.ctx.actor, now=page.ctx.now(),
+                    session,
+                    self.row.rule.id,
+                    RuleUpdate.model_validate(changes),
+                    actor=page.ctx.actor,
+                    now=page.ctx.now(),
                 )
         except Exception as exc:
             if hasattr(exc, "details"):
                 self.fields.show_errors(exc)
-            self.result.value = (
-                f'<div class="wb-error-box">Not saved: {esc(friendly_error(exc, page.ctx.settings))}</div>'
-            )
+            self.result.value = f'<div class="wb-error-box">Not saved: {esc(friendly_error(exc, page.ctx.settings))}</div>'
             return None
         finally:
             self.save_button.disabled = False
@@ -471,8 +758,8 @@ class RuleEditor:
         self.close()
         self.row.rule = rule
         self.row.message.value = (
-            f'<div class="wb-ok-box">Saved: ≥ {rule.threshold} {esc("/".join(rule.levels))} in '
-            f"{rule.window_minutes} min, cooldown {rule.cooldown_minutes} min, auto-resolve "
+            f'<div class="wb-ok-box">Saved: {esc(condition_text(rule))} '
+            f"({esc('/'.join(rule.levels))}), cooldown {rule.cooldown_minutes} min, auto-resolve "
             f"{auto}.{resolved}</div>"
         )
         self.row.render()
@@ -490,24 +777,34 @@ class RuleRow:
             rule.enabled, "wb-rule-toggle", persist=self._set_enabled, failed=self._toggle_failed
         )
         self.toggle = self.enable.button
-        self.delete_button = widgets.Button(description="Delete", icon="trash",
-                                            layout=widgets.Layout(width="90px"))
+        self.delete_button = widgets.Button(
+            description="Delete", icon="trash", layout=widgets.Layout(width="90px")
+        )
         self.delete_button.add_class("wb-rule-delete")
-        self.confirm_button = widgets.Button(description="Yes, delete", button_style="danger",
-                                             layout=widgets.Layout(width="110px"))
+        self.confirm_button = widgets.Button(
+            description="Yes, delete", button_style="danger", layout=widgets.Layout(width="110px")
+        )
         self.confirm_button.add_class("wb-rule-confirm-delete")
-        self.cancel_button = widgets.Button(description="Cancel", layout=widgets.Layout(width="80px"))
+        self.cancel_button = widgets.Button(
+            description="Cancel", layout=widgets.Layout(width="80px")
+        )
         self.cancel_button.add_class("wb-rule-cancel-delete")
         self.delete_button.on_click(lambda _b: self.ask_delete())
         self.confirm_button.on_click(lambda _b: self.delete())
         self.cancel_button.on_click(lambda _b: self.cancel_delete())
         self.confirm = widgets.HBox(
-            [widgets.HTML('<span class="wb-field-error">Delete this rule? Its open incidents are resolved; all stay as history.</span>'),
-             self.confirm_button, self.cancel_button],
+            [
+                widgets.HTML(
+                    '<span class="wb-field-error">Delete this rule? Its open incidents are resolved; all stay as history.</span>'
+                ),
+                self.confirm_button,
+                self.cancel_button,
+            ],
             layout=widgets.Layout(display="none", align_items="center"),
         )
-        self.edit_button = widgets.Button(description="Edit", icon="pencil",
-                                          layout=widgets.Layout(width="80px"))
+        self.edit_button = widgets.Button(
+            description="Edit", icon="pencil", layout=widgets.Layout(width="80px")
+        )
         self.edit_button.add_class("wb-rule-edit")
         self.edit_button.on_click(lambda _b: self.edit())
         self.message = widgets.HTML()
@@ -525,22 +822,33 @@ class RuleRow:
         now = self.page.ctx.now()
         self.enable.show(r.enabled)
         self.cells.children = [
-            cell(f"<b>{esc(r.name or '(unnamed)')}</b>"
-                 f"<div class='wb-muted'>{esc(r.service)}</div>", _COLS[0]),
-            cell(badge(f"≥ {r.threshold} in {r.window_minutes} min", "#374151")
-                 + f"<div class='wb-muted'>{esc(', '.join(r.levels))}"
-                 + (f" · “{esc(r.message_contains)}”" if r.message_contains else "") + "</div>",
-                 _COLS[1]),
+            cell(
+                f"<b>{esc(r.name or '(unnamed)')}</b><div class='wb-muted'>{esc(r.service)}</div>",
+                _COLS[0],
+            ),
+            cell(
+                badge(condition_text(r), "#374151")
+                + f"<div class='wb-muted'>{esc(KIND_LABELS.get(r.kind or 'threshold', r.kind).split(':')[0])}"
+                + f" · {esc(', '.join(r.levels))}"
+                + (f" · “{esc(r.message_contains)}”" if r.message_contains else "")
+                + "</div>",
+                _COLS[1],
+            ),
             cell(f"{r.cooldown_minutes} min", _COLS[2]),
             cell(badge(r.severity, SEVERITY_COLOURS.get(r.severity, "#6b7280")), _COLS[3]),
-            cell(f'<span title="{esc(fmt_ts(r.last_triggered_at))}">{esc(ago(r.last_triggered_at, now))}</span>', _COLS[4]),
+            cell(
+                f'<span title="{esc(fmt_ts(r.last_triggered_at))}">{esc(ago(r.last_triggered_at, now))}</span>',
+                _COLS[4],
+            ),
             widgets.HBox([self.toggle, self.edit_button, self.delete_button]),
         ]
 
     def _set_enabled(self, enabled: bool) -> None:
         self.message.value = ""
         with store.session_for(self.page.ctx.settings) as session:
-            self.rule = store.set_rule_enabled(session, self.rule.id, enabled, now=self.page.ctx.now())
+            self.rule = store.set_rule_enabled(
+                session, self.rule.id, enabled, now=self.page.ctx.now()
+            )
         self.render()
         self.page.safe_summary()
 
@@ -583,7 +891,9 @@ class RulesPage(Page):
     key = "rules"
     title = "Alert rules"
 
-    def __init__(self, settings: Settings, clock: Clock | None = None, *, service: str = "") -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, *, service: str = ""
+    ) -> None:
         super().__init__(settings, clock)
         self.rows: dict[uuid.UUID, RuleRow] = {}
         self.summary = widgets.HTML()
@@ -595,8 +905,12 @@ class RulesPage(Page):
         self.body.children = [
             self.summary,
             widgets.HTML('<div class="wb-section">Rules</div>'),
-            header_row(("Rule", "Condition", "Cooldown", "Severity", "Last triggered", "Enabled"), _COLS),
-            self.table, self.empty, self.form.widget,
+            header_row(
+                ("Rule", "Condition", "Cooldown", "Severity", "Last triggered", "Enabled"), _COLS
+            ),
+            self.table,
+            self.empty,
+            self.form.widget,
         ]
 
     def load(self) -> None:
@@ -623,14 +937,20 @@ class RulesPage(Page):
         self.rows = rows
         self.table.children = [r.widget for r in rows.values()]
         enabled = sum(1 for r in rules if r.enabled)
-        self.summary.value = cards([
-            card("rules", len(rules), css_class="wb-card-total"),
-            card("enabled", enabled, colour="#16a34a", css_class="wb-card-enabled"),
-            card("disabled", len(rules) - enabled, colour="#6b7280", css_class="wb-card-disabled"),
-        ])
+        self.summary.value = cards(
+            [
+                card("rules", len(rules), css_class="wb-card-total"),
+                card("enabled", enabled, colour="#16a34a", css_class="wb-card-enabled"),
+                card(
+                    "disabled", len(rules) - enabled, colour="#6b7280", css_class="wb-card-disabled"
+                ),
+            ]
+        )
         self.empty.value = (
             '<div class="wb-empty">No alert rules yet. Create one below: for example, alert when '
-            "<b>auth-service</b> logs 10 errors within 5 minutes.</div>" if not rules else ""
+            "<b>auth-service</b> logs 10 errors within 5 minutes.</div>"
+            if not rules
+            else ""
         )
 
     def safe_reload(self) -> None:
