@@ -40,8 +40,10 @@ Only the files selected are named, so files that are not selected (too big, too
 new, committed after the listing) stay visible and are merged by a later run.
 
 Only one compactor per partition at a time (a ``filelock`` in the partition
-folder on local disks); two compactors racing on an object store could commit
-overlapping compacted files, so there run it from one scheduled job.
+folder on local disks); two compactors racing on an object store would commit
+overlapping compacted files (every row read twice), so there the cluster's
+housekeeping lock (PostgreSQL) keeps them apart: the scheduler's passes and the
+``compact``/``retention`` commands take it.
 """
 
 from __future__ import annotations
