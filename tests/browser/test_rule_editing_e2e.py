@@ -1,4 +1,5 @@
-"""In a real browser: edit an existing rule on the Alert rules page; an empty filtered Incidents list.
+"""In a real browser: edit an existing rule and create a match rule after a 24 h preview on the
+Alert rules page; an empty filtered Incidents list.
 
 Reuses the Voilà server fixture of ``test_dashboard_e2e.py`` (this module gets its own
 server over its own seeded data directory); Chromium and the tab come from
@@ -11,9 +12,11 @@ import time
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from tests.browser.test_dashboard_e2e import _open, server  # noqa: F401
 from tests.dashboard.seed import Seeded
+from tests.waiting import wait_until
 from workbench.catalog.db import get_engine, session_scope
 from workbench.catalog.models import AlertRule
 from workbench.config import Settings
@@ -61,3 +64,35 @@ def test_empty_filtered_incidents_name_the_filter(
     assert "status filter" in text and "service filter" in text
     page.click(".wb-clear-filters")
     page.wait_for_selector(".wb-incident-table .wb-row", timeout=15_000)
+
+
+def _kinds(settings: Settings) -> dict[str, str | None]:
+    with session_scope(get_engine(settings.database_url)) as s:
+        return {r.name: r.kind for r in s.exec(select(AlertRule))}
+
+
+def test_create_a_match_rule_with_a_preview_in_the_browser(
+    server: tuple[str, Settings, Seeded], page: Any  # noqa: F811
+) -> None:
+    base, settings, _ = server
+    _open(page, base, "rules")
+    page.select_option(".wb-rule-kind select", label="Match: a message text")
+    page.wait_for_selector(".wb-rule-row-match", state="visible", timeout=15_000)
+    assert not page.is_visible(".wb-rule-row-min-events")
+    page.fill(".wb-rule-name input", "auth failures")
+    page.fill(".wb-rule-service input", "auth-service")
+    page.fill(".wb-rule-threshold input", "5")
+    page.click(".wb-rule-create")  # no text yet: the error sits beside the field
+    err = page.wait_for_selector(".wb-error-match .wb-field-error", timeout=15_000)
+    assert "match is required for kind match" in err.inner_text()
+    page.fill(".wb-rule-match input", "failed to AUTHENTICATE")
+    page.click(".wb-rule-preview")
+    table = page.wait_for_selector(".wb-backtest .wb-preview-table", timeout=60_000)
+    assert "would fire at" in table.inner_text()
+    assert "Over the last 24 h" in page.inner_text(".wb-backtest")
+    assert "would have opened 1 incident(s)" in page.inner_text(".wb-backtest")
+    page.wait_for_selector(".wb-backtest-chart .js-plotly-plot", timeout=30_000)
+    assert "auth failures" not in _kinds(settings)  # a preview saves nothing
+    page.click(".wb-rule-create")
+    page.wait_for_selector(".wb-form-result .wb-ok-box:has-text('Created rule')", timeout=15_000)
+    wait_until(lambda: _kinds(settings).get("auth failures") == "match", timeout=10)
