@@ -20,8 +20,9 @@ one fresh PostgreSQL database (the ``postgres_url`` fixture), two ``workbench se
    compactions on S3 committed overlapping files: every row read twice, 6,000 rows for
    3,000 ids, or one failed on a source the other had deleted.)
 
-Wall time on the shared 2-core machine: about 2-2.5 min for the file (1: ~25-30 s,
-2: ~50-85 s, of which the survivor's takeover 10-30 s, 3: ~15-20 s, the waiting test ~10 s).
+Wall time on the shared 2-core machine: 2-2.5 min for the file, 3 min at load average 10
+(1: ~25-30 s; 2: ~50-85 s, of which the survivor's takeover 10-30 s; 3: ~15-20 s; the
+waiting test ~10 s).
 """
 
 from __future__ import annotations
