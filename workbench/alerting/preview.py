@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from workbench.alerting import messages
-from workbench.alerting.payload import build_payload, incident_url
+from workbench.alerting.payload import build_payload, incident_url, iso_z
 from workbench.catalog import models as m
 from workbench.catalog.channels import PAGING_TYPES, get_channel
 from workbench.catalog.incidents import list_incidents
@@ -60,7 +60,7 @@ def sample_payload(now: datetime, dashboard_url: str) -> dict[str, Any]:
                 "meta": '{"route":"/checkout"}',
             },
             {
-                "timestamp": stamp.isoformat(),
+                "timestamp": iso_z(stamp),
                 "level": "error",
                 "message": "connection reset by peer",
                 "meta": None,

@@ -59,6 +59,8 @@ class ChannelRow:
         c = self.channel
         self.enable.show(c.enabled)
         signed = ' <span class="wb-muted">· signed</span>' if c.secret else ""
+        if c.template:
+            signed += ' <span class="wb-muted">· templated</span>'
         self.cells.children = [
             cell(f"<b>{esc(c.name or '(unnamed)')}</b><div class='wb-muted'>{esc(c.type)}{signed}</div>", _COLS[0]),
             cell(f'<code title="{esc(c.target)}">{esc(truncate(c.target, 60))}</code>', _COLS[1]),
