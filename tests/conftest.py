@@ -39,6 +39,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/alerting/test_channel_types_templates.py",
     "tests/alerting/test_decide.py",
     "tests/alerting/test_evaluate.py",
+    "tests/alerting/test_flap_control.py",
     "tests/alerting/test_kinds.py",
     "tests/alerting/test_kinds_api.py",
     "tests/alerting/test_kinds_backtest.py",

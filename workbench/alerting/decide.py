@@ -19,7 +19,20 @@ Order of the checks (first match wins):
                                          -> ``reopen/reopened`` else ``suppress/quiet_period``
 7. breach, no incident                   -> ``create/created``
 
-Silences mute what would page (create, reopen) and the auto-resolve notification.
+Flap control and re-notify (rule fields, all optional; ``docs/alerting.md``, "Flap control"):
+
+* ``pending``: a breach with no active incident opens one (create or reopen) only
+  once it has held on consecutive ticks for that long; until then ``suppress/pending``.
+  The start of the unbroken breach is ``rule.pending_since`` (kept in the catalog by
+  the caller); ``Decision.pending_since`` is its value after the tick.
+* ``recovery_threshold``: an active incident whose value stopped breaching but is
+  not yet past the recovery threshold (below it; for ``absence``, at or above it) is
+  held as if still breaching: ``update/held_above_recovery`` (auto-resolve waits).
+* ``repeat``: an ``open`` (not acknowledged) incident not silenced pages again
+  (``repeat/repeated``, ``error_alert_repeat``) once ``repeat`` has passed since its
+  last page (``last_notified_at``, else ``triggered_at``).
+
+Silences mute what would page (create, reopen, repeat) and the auto-resolve notification.
 An incident that is already active keeps being tracked while silenced (its
 ``last_seen_error_at``/``error_count`` move, auto-resolve still resolves it, silently):
 the silence hides new pages, it does not freeze or hide what on-call already has.
@@ -44,9 +57,12 @@ MIN_QUIET = timedelta(minutes=15)
 ALERT = "error_alert"
 REOPENED = "error_alert_reopened"
 RESOLVED = "error_alert_resolved"
+REPEAT = "error_alert_repeat"
 
 # Actions that change the incident and are therefore written by the evaluator.
-STATE_CHANGING = frozenset({"create", "update", "reopen", "auto_resolve"})
+STATE_CHANGING = frozenset({"create", "update", "reopen", "auto_resolve", "repeat"})
+#: The reason of an ``update`` that held an incident between threshold and recovery.
+HELD = "held_above_recovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +86,10 @@ class RuleState:
     match: str | None = None
     baseline_days: int | None = None
     sensitivity: float | None = None
+    pending: timedelta | None = None
+    pending_since: datetime | None = None
+    repeat: timedelta | None = None
+    recovery_threshold: float | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -95,6 +115,7 @@ class IncidentState:
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     reopen_count: int = 0
+    last_notified_at: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -128,6 +149,10 @@ class Decision:
     baseline: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     breached: bool = False
+    #: The rule's pending start after this tick (None: no breach pending).
+    pending_since: datetime | None = None
+    #: On a create/reopen after a pending period: since when the breach was pending.
+    pending_held_since: datetime | None = None
 
     @property
     def changes_state(self) -> bool:
@@ -143,6 +168,28 @@ def fingerprint(service: str, rule_id: str) -> str:
 def quiet_period(window: timedelta) -> timedelta:
     """Return how long errors must have stopped before a resolved incident may reopen."""
     return max(2 * window, MIN_QUIET)
+
+
+def recovered(rule: RuleState, value: float) -> bool:
+    """Return True when ``value`` is past the rule's recovery threshold (or none is set).
+
+    Breach means "at least" for every kind but ``absence`` ("fewer than"): there the
+    recovery threshold is at or above the threshold and recovery is ``value >=`` it;
+    elsewhere it is at or below the threshold and recovery is ``value <`` it.
+    """
+    if rule.recovery_threshold is None:
+        return True
+    if rule.kind == "absence":
+        return value >= rule.recovery_threshold
+    return value < rule.recovery_threshold
+
+
+def repeat_due(rule: RuleState, latest: IncidentState, silenced: bool, now: datetime) -> bool:
+    """Return True when an open, unacknowledged, unsilenced incident is due a repeat page."""
+    if rule.repeat is None or silenced or latest.status != "open":
+        return False
+    last = latest.last_notified_at or latest.triggered_at
+    return now - last >= rule.repeat
 
 
 def decide(
@@ -170,6 +217,8 @@ def decide(
         incident: IncidentState | None = latest,
         notify: str | None = None,
         last_triggered_at: datetime | None = rule.last_triggered_at,
+        pending_since: datetime | None = None,
+        pending_held_since: datetime | None = None,
     ) -> Decision:
         return Decision(
             action=action,
@@ -188,13 +237,18 @@ def decide(
             baseline=None if breach is None else breach.baseline,
             detail={} if breach is None else breach.detail,
             breached=breached,
+            pending_since=pending_since,
+            pending_held_since=pending_held_since,
         )
 
     if not rule.enabled:
         return out("none", "disabled")
 
     active = latest is not None and latest.active
-    if not breached:
+    value = float(count) if breach is None else breach.value
+    measured = breach is None or breach.reason is None
+    held = not breached and active and measured and not recovered(rule, value)
+    if not breached and not held:
         if (
             active
             and latest is not None
@@ -204,21 +258,30 @@ def decide(
             resolved = replace(latest, status="resolved", resolved_at=now)
             # Silenced: resolve anyway (the state is true), but do not page about it.
             return out("auto_resolve", "auto_resolved", resolved, None if silenced else RESOLVED)
+        if active and latest is not None and repeat_due(rule, latest, silenced, now):
+            return out("repeat", "repeated", replace(latest, last_notified_at=now), REPEAT)
         return out("none", (breach.reason if breach is not None else None) or "below_threshold")
 
     if active and latest is not None:
         seen = replace(latest, last_seen_error_at=now, error_count=count)
-        return out("update", "updated", seen)
+        if repeat_due(rule, latest, silenced, now):
+            return out("repeat", "repeated", replace(seen, last_notified_at=now), REPEAT)
+        return out("update", HELD if held else "updated", seen)
+
+    since = rule.pending_since or now
+    if rule.pending is not None and now - since < rule.pending:
+        return out("suppress", "pending", pending_since=since)
 
     if silenced:
-        return out("suppress", "silenced")
+        return out("suppress", "silenced", pending_since=since)
 
     if rule.last_triggered_at is not None and now - rule.last_triggered_at < rule.cooldown:
-        return out("suppress", "cooldown")
+        return out("suppress", "cooldown", pending_since=since)
 
+    held_since = since if rule.pending is not None else None
     if latest is not None:  # resolved
         if now - latest.last_seen_error_at < rule.quiet:
-            return out("suppress", "quiet_period")
+            return out("suppress", "quiet_period", pending_since=since)
         reopened = replace(
             latest,
             status="open",
@@ -228,8 +291,9 @@ def decide(
             acknowledged_at=None,
             resolved_at=None,
             reopen_count=latest.reopen_count + 1,
+            last_notified_at=now,
         )
-        return out("reopen", "reopened", reopened, REOPENED, now)
+        return out("reopen", "reopened", reopened, REOPENED, now, None, held_since)
 
     created = IncidentState(
         id=None,
@@ -238,5 +302,6 @@ def decide(
         triggered_at=now,
         last_seen_error_at=now,
         error_count=count,
+        last_notified_at=now,
     )
-    return out("create", "created", created, ALERT, now)
+    return out("create", "created", created, ALERT, now, None, held_since)

@@ -101,7 +101,15 @@ def rule_state(rule: m.AlertRule) -> RuleState:
         match=rule.match or None,
         baseline_days=rule.baseline_days,
         sensitivity=rule.sensitivity,
+        pending=_minutes_or_none(rule.pending_minutes),
+        pending_since=rule.pending_since,
+        repeat=_minutes_or_none(rule.repeat_minutes),
+        recovery_threshold=rule.recovery_threshold,
     )
+
+
+def _minutes_or_none(minutes: int | None) -> timedelta | None:
+    return timedelta(minutes=minutes) if minutes else None
 
 
 def kind_spec(rule: RuleState) -> KindSpec:
@@ -234,6 +242,20 @@ def _finish_run(
         )
 
 
+def _save_pending(engine: Engine, pending: dict[str, datetime | None]) -> None:
+    """Store each rule's pending start after the tick (only the ones that moved), in the
+    catalog: a restarted scheduler, or another one (HA), carries the pending period on."""
+    if not pending:
+        return
+    with session_scope(engine) as s:
+        for rule_id, since in sorted(pending.items()):
+            s.execute(
+                sa.update(m.AlertRule)
+                .where(col(m.AlertRule.id) == uuid.UUID(rule_id))
+                .values(pending_since=since)
+            )
+
+
 def _evaluate(
     engine: Engine,
     lake_url: str,
@@ -302,6 +324,15 @@ def _evaluate(
         engine,
         [decision_row(d, r, run_id) for r, d, _ in decided if dry_run or not d.changes_state],
     )
+    if not dry_run:
+        _save_pending(
+            engine,
+            {
+                r.rule_id: final.get(r.rule_id, (d, 0))[0].pending_since
+                for r, d, _ in decided
+                if final.get(r.rule_id, (d, 0))[0].pending_since != r.pending_since
+            },
+        )
 
     outcomes: list[RuleOutcome] = []
     for rule, first, _ in decided:

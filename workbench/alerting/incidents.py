@@ -36,7 +36,9 @@ from sqlmodel import Session, col, select
 from workbench.alerting.decide import (
     ACTIVE,
     ALERT,
+    HELD,
     REOPENED,
+    REPEAT,
     Decision,
     IncidentState,
     RuleState,
@@ -55,7 +57,7 @@ EVALUATOR = "evaluator"
 _MAX_RETRIES = 4
 _IN_CHUNK = 500
 #: Notification types that page (and so carry evidence).
-PAGES: frozenset[str] = frozenset({ALERT, REOPENED, "error_alert_repeat"})
+PAGES: frozenset[str] = frozenset({ALERT, REOPENED, REPEAT})
 
 # Core tables: the hot paths insert plain rows, not ORM objects.
 INCIDENTS: sa.Table = m.AlertIncident.__table__  # type: ignore[attr-defined]
@@ -94,6 +96,7 @@ def incident_state(incident: m.AlertIncident) -> IncidentState:
         acknowledged_at=incident.acknowledged_at,
         resolved_at=incident.resolved_at,
         reopen_count=incident.reopen_count,
+        last_notified_at=incident.last_notified_at,
     )
 
 
@@ -152,7 +155,7 @@ def apply_updates(
                 lost.add(rule.rule_id)
                 continue
             if d.previous is None or d.count != d.previous.error_count:
-                seen.append(_event_row(d.incident.id, d.at, "seen", {"count": d.count}))
+                seen.append(_event_row(d.incident.id, d.at, *_seen_event(rule, d)))
             decisions.append(decision_row(d, rule, run_id))
         _insert(s, EVENTS, seen)
         _insert(s, DECISIONS, decisions)
@@ -206,7 +209,12 @@ def apply_decision(
             if row is None:  # deleted meanwhile (its incident insert fails on the FK): skip it
                 rule = replace(rule, enabled=False)
             else:
-                rule = replace(rule, last_triggered_at=row.last_triggered_at, enabled=row.enabled)
+                rule = replace(
+                    rule,
+                    last_triggered_at=row.last_triggered_at,
+                    enabled=row.enabled,
+                    pending_since=row.pending_since,
+                )
             decision = decide(
                 rule, decision.count, latest, silenced, decision.at, breach=_breach_of(decision)
             )
@@ -252,9 +260,11 @@ def _write(
                 reopen_count=0,
                 created_at=now,
                 kind=rule.kind,
+                last_notified_at=now,
                 **_observed(d),
             )
         )
+        _pending_event(s, incident_id, rule, d)
         _event(s, incident_id, now, "created", _trigger_data(rule, d))
     elif d.action == "update":
         assert inc.id is not None
@@ -281,11 +291,40 @@ def _write(
                 resolved_at=None,
                 resolved_by=None,
                 reopen_count=tbl.reopen_count + 1,
+                last_notified_at=now,
                 **_observed(d),
             ),
         )
         incident_id = inc.id
+        _pending_event(s, incident_id, rule, d)
         _event(s, incident_id, now, "reopened", _trigger_data(rule, d))
+    elif d.action == "repeat":
+        assert inc.id is not None and d.previous is not None
+        last = d.previous.last_notified_at
+        # Conditional on the last page this evaluator saw: two evaluators repeat once.
+        _conditional(
+            s,
+            sa.update(INCIDENTS)
+            .where(
+                tbl.id == inc.id,
+                tbl.status == "open",
+                tbl.last_notified_at.is_(None) if last is None else tbl.last_notified_at == last,
+            )
+            .values(
+                last_notified_at=now,
+                last_seen_error_at=inc.last_seen_error_at,
+                error_count=inc.error_count,
+                **(_observed(d) if inc.last_seen_error_at == now else {}),
+            ),
+        )
+        incident_id = inc.id
+        _event(
+            s,
+            incident_id,
+            now,
+            "repeated",
+            {"count": inc.error_count, "repeatMinutes": _minutes(rule.repeat or timedelta(0))},
+        )
     elif d.action == "auto_resolve":
         assert inc.id is not None
         _conditional(
@@ -311,16 +350,16 @@ def _write(
 
     if d.action == "update" and (d.previous is None or d.count != d.previous.error_count):
         # A timeline point only when the count moves, not every minute.
-        _event(s, incident_id, now, "seen", {"count": d.count})
+        _event(s, incident_id, now, *_seen_event(rule, d))
 
     delivered = 0
     if d.notify is not None:
         payload = build_payload(
             event_type=d.notify,
             service=rule.service,
-            error_count=d.count if d.action != "auto_resolve" else inc.error_count,
+            error_count=d.count if d.action not in _LATER else inc.error_count,
             window_minutes=_minutes(rule.window),
-            triggered_at=inc.triggered_at if d.action == "auto_resolve" else now,
+            triggered_at=inc.triggered_at if d.action in _LATER else now,
             incident_id=incident_id,
             rule_id=rule.rule_id,
             threshold=rule.threshold,
@@ -330,6 +369,9 @@ def _write(
             report_url=links.report_url(incident_id) if links.report_url else None,
             reason=_auto_reason(rule) if d.action == "auto_resolve" else None,
             evidence=_evidence(links, rule, d.notify, incident_id),
+            kind=rule.kind,
+            observed_value=d.value if d.action != "auto_resolve" else None,
+            baseline_value=d.baseline if d.action != "auto_resolve" else None,
         )
         if d.action == "auto_resolve":
             # "Resolved" goes to the channels that were paged for this incident.
@@ -360,6 +402,40 @@ def _write(
     applied = replace(d, incident=replace(inc, id=incident_id))
     _insert(s, DECISIONS, [decision_row(applied, rule, run_id)])
     return applied, delivered
+
+
+#: Pages about an incident opened earlier: they carry its own count and trigger time.
+_LATER = frozenset({"auto_resolve", "repeat"})
+
+
+def _seen_event(rule: RuleState, d: Decision) -> tuple[str, dict[str, Any]]:
+    """Return the timeline event of an update: ``seen``, or ``held`` when the value left the
+    breach but not the recovery threshold (the resolve it suppressed, and why)."""
+    if d.reason != HELD:
+        return "seen", {"count": d.count}
+    return "held", {
+        "count": d.count,
+        "value": d.value,
+        "threshold": rule.threshold,
+        "recoveryThreshold": rule.recovery_threshold,
+        "why": "not breaching, but not yet past the recovery threshold: kept open",
+    }
+
+
+def _pending_event(s: Session, incident_id: uuid.UUID, rule: RuleState, d: Decision) -> None:
+    """Record on the timeline that the breach was held back for the pending period."""
+    if d.pending_held_since is None:
+        return
+    _event(
+        s,
+        incident_id,
+        d.pending_held_since,
+        "pending",
+        {
+            "pendingMinutes": _minutes(rule.pending or timedelta(0)),
+            "why": "breach seen; not opened until it held for the pending period",
+        },
+    )
 
 
 def _auto_reason(rule: RuleState) -> str:

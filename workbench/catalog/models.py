@@ -59,6 +59,16 @@ class AlertRule(SQLModel, table=True):
     match: str | None = Field(default=None, max_length=500)  # match (case-insensitive)
     baseline_days: int | None = None  # new_pattern, anomaly
     sensitivity: float | None = None  # anomaly
+    #: Flap control and re-notify (migration 0006; ``docs/alerting.md``, "Flap control"):
+    #: the breach must hold this long before an incident opens (None: at once) ...
+    pending_minutes: int | None = None
+    #: ... re-page an open, unacknowledged incident every N minutes (None: never) ...
+    repeat_minutes: int | None = None
+    #: ... and resolve only once the value is past this (None: the threshold).
+    recovery_threshold: float | None = None
+    #: Pending state: the tick the current unbroken breach was first seen (None: no breach
+    #: pending). In the catalog, so a restarted or another (HA) scheduler carries it on.
+    pending_since: datetime | None = _ts()
     last_triggered_at: datetime | None = _ts()
     created_at: datetime = Field(
         default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
@@ -132,6 +142,8 @@ class AlertIncident(SQLModel, table=True):
     )
     observed_value: float | None = None
     baseline_value: float | None = None
+    #: When the last firing/reopened/repeat page was queued (repeats count from it; 0006).
+    last_notified_at: datetime | None = _ts()
     created_at: datetime = Field(
         default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)
     )

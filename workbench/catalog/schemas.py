@@ -149,7 +149,36 @@ def kind_problems(values: dict[str, Any], given: set[str]) -> tuple[dict[str, st
             )
     if kind == "ratio" and (values.get("threshold") or 0) > 100:
         problems["threshold"] = "threshold is a percent for kind ratio: at most 100"
+    problems.update(recovery_problems(kind, values))
     return problems, store
+
+
+def recovery_problems(kind: str, values: dict[str, Any]) -> dict[str, str]:
+    """Check ``recoveryThreshold`` against the threshold in the kind's direction.
+
+    Breach means "at least ``threshold``" for every kind but ``absence`` ("fewer than
+    ``threshold`` events"): the recovery threshold sits on the quiet side of the
+    threshold, at or below it (resolved once the value is below it), for ``absence``
+    at or above it (resolved once at least that many events arrive again).
+    """
+    recovery, threshold = values.get("recovery_threshold"), values.get("threshold")
+    if recovery is None or threshold is None:
+        return {}
+    if kind == "absence" and recovery < threshold:
+        return {
+            "recoveryThreshold": (
+                f"recoveryThreshold must be at least threshold ({threshold}) for kind absence "
+                "(it breaches on fewer events; it recovers once at least recoveryThreshold arrive)"
+            )
+        }
+    if kind != "absence" and recovery > threshold:
+        return {
+            "recoveryThreshold": (
+                f"recoveryThreshold must be at most threshold ({threshold}) for kind {kind} "
+                "(it breaches at threshold or more; it recovers once below recoveryThreshold)"
+            )
+        }
+    return {}
 
 
 def _field_errors(title: str, problems: dict[str, str], values: dict[str, Any]) -> ValidationError:
@@ -185,6 +214,9 @@ class RuleCreate(_Input):
     match: str | None = Field(default=None, max_length=500)
     baseline_days: int | None = Field(default=None, ge=1, le=MAX_BASELINE_DAYS)
     sensitivity: float | None = Field(default=None, gt=0, le=MAX_SENSITIVITY)
+    pending_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
+    repeat_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
+    recovery_threshold: float | None = Field(default=None, ge=0, le=MAX_THRESHOLD)
 
     _levels = field_validator("levels", mode="before")(_normalise_levels)
     _message = field_validator("message_contains", "match", mode="before")(_blank_to_none)
@@ -203,7 +235,18 @@ class RuleCreate(_Input):
 
 
 # Fields of RuleUpdate that may be set to null (meaning "clear it").
-_RULE_NULLABLE = frozenset({"message_contains", "auto_resolve_minutes"}) | KIND_SPECIFIC
+_RULE_NULLABLE = (
+    frozenset(
+        {
+            "message_contains",
+            "auto_resolve_minutes",
+            "pending_minutes",
+            "repeat_minutes",
+            "recovery_threshold",
+        }
+    )
+    | KIND_SPECIFIC
+)
 
 
 class RuleUpdate(_Input):
@@ -224,6 +267,9 @@ class RuleUpdate(_Input):
     match: str | None = Field(default=None, max_length=500)
     baseline_days: int | None = Field(default=None, ge=1, le=MAX_BASELINE_DAYS)
     sensitivity: float | None = Field(default=None, gt=0, le=MAX_SENSITIVITY)
+    pending_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
+    repeat_minutes: int | None = Field(default=None, ge=1, le=MAX_COOLDOWN_MINUTES)
+    recovery_threshold: float | None = Field(default=None, ge=0, le=MAX_THRESHOLD)
 
     _levels = field_validator("levels", mode="before")(_normalise_levels)
     _message = field_validator("message_contains", "match", mode="before")(_blank_to_none)
@@ -261,6 +307,9 @@ class RulePublic(_Edge):
     match: str | None = None
     baseline_days: int | None = None
     sensitivity: float | None = None
+    pending_minutes: int | None = None
+    repeat_minutes: int | None = None
+    recovery_threshold: float | None = None
     last_triggered_at: UTCTimestamp | None
     created_at: UTCTimestamp
     updated_at: UTCTimestamp
@@ -399,6 +448,7 @@ class IncidentPublic(_Edge):
     kind: str = "threshold"
     observed_value: float | None = None
     baseline_value: float | None = None
+    last_notified_at: UTCTimestamp | None = None
 
 
 class IncidentEventPublic(_Edge):
