@@ -165,3 +165,22 @@ def test_api_resolve_queues_resolved_to_the_paged_channel(
         (cid, "resolved by carol")
     ]
     assert resolved[0].payload["url"].startswith(smtp_settings.dashboard_url)
+
+
+def test_slack_targets_follow_the_webhook_url_rule(data_dir: Path) -> None:
+    settings = Settings(WORKBENCH_DATA_DIR=data_dir, WORKBENCH_ALLOW_PRIVATE_WEBHOOKS=False)  # type: ignore[call-arg]
+    init_db(get_engine(settings.database_url))
+    with TestClient(_app(settings)) as client:
+        res = client.post(
+            "/api/alerts/channels", json={"type": "slack", "target": "http://169.254.169.254/x"}
+        )
+        cid = client.post(
+            "/api/alerts/channels", json={"type": "slack", "target": "https://hooks.slack.com/s"}
+        ).json()["id"]
+        moved = client.patch(f"/api/alerts/channels/{cid}", json={"target": "http://10.0.0.1/"})
+        to_email = client.patch(f"/api/alerts/channels/{cid}", json={"type": "email"})
+    dispose_engine(settings.database_url)
+    assert res.status_code == 400 and "target" in res.json()["details"]
+    assert moved.status_code == 400 and "target" in moved.json()["details"]
+    # The type changes only with a target that fits it.
+    assert to_email.status_code == 400 and "target" in to_email.json()["details"]
