@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from tests.alerting.conftest import add_rule
 from tests.alerting.kinds_lake import EXPECTED, FIRING, NOW, write_kinds_lake
+from workbench import clock
 from workbench.alerting.backtest import backtest
+from workbench.catalog.db import get_engine, init_db
 from workbench.catalog.models import AlertRule
+from workbench.cli import main
+from workbench.config import get_settings
 from workbench.plots import backtest_figure
 
 
@@ -64,3 +71,27 @@ def test_the_figure_plots_the_value_and_the_baseline(lake: str) -> None:
     fig = backtest_figure(result, title="anomaly")
     names = [trace.name for trace in fig.data]
     assert names == ["observed", "baseline"]
+
+
+def test_workbench_backtest_prints_each_kinds_values(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(data_dir))
+    for var in ("DATABASE_URL", "WORKBENCH_LAKE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        engine = get_engine(settings.database_url)
+        init_db(engine)
+        write_kinds_lake(settings.lake_url)
+        add_rule(engine, name="error ratio", window_minutes=10, **FIRING["ratio"])
+        since = f"{(clock.now() - NOW).days + 2}d"
+        result = CliRunner().invoke(main, ["backtest", "--rule", "error ratio", "--since", since])
+        assert result.exit_code == 0, result.output
+        assert "1 incident episodes" in result.output, result.output
+        assert "kind ratio" in result.output
+        assert "error_alert" in result.output and "value=30 baseline=20" in result.output
+        engine.dispose()
+    finally:
+        get_settings.cache_clear()

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from tests.alerting.conftest import add_rule
+from tests.alerting.conftest import add_channel, add_rule
 from tests.alerting.kinds_lake import EXPECTED, FIRING, NOW, rows, write_kinds_lake
 from tests.factories import write_events
 from workbench.alerting.evaluate import evaluate
@@ -163,3 +163,35 @@ def test_each_kind_fires_through_workbench_evaluate(
         engine.dispose()
     finally:
         get_settings.cache_clear()
+
+
+def test_pages_and_the_api_show_the_kind_value_and_baseline(
+    engine: Engine, lake_url: str, tmp_path: Path
+) -> None:
+    from workbench.catalog.schemas import IncidentPublic
+
+    write_kinds_lake(lake_url)
+    for name in ("threshold", "ratio", "anomaly"):
+        add_rule(engine, name=name, window_minutes=10, **FIRING[name])
+    add_channel(engine, "http://127.0.0.1:9/hook")
+    _outcomes(engine, lake_url, tmp_path / "cache")
+    with Session(engine) as s:
+        payloads = {d.payload["service"]: d.payload for d in s.exec(select(m.Delivery)).all()}
+        shown = {
+            i.kind: IncidentPublic.model_validate(i).model_dump(mode="json", by_alias=True)
+            for i in s.exec(select(m.AlertIncident)).all()
+        }
+    assert "kind" not in payloads["counted"]  # a threshold page keeps today's keys
+    ratio = payloads["ratio"]
+    assert (ratio["kind"], ratio["observedValue"], ratio["baselineValue"]) == ("ratio", 30.0, 20.0)
+    anomaly = payloads["seasonal"]
+    assert (anomaly["kind"], anomaly["observedValue"], anomaly["baselineValue"]) == (
+        "anomaly",
+        12.0,
+        2.0,
+    )
+    assert {k: (v["observedValue"], v["baselineValue"]) for k, v in shown.items()} == {
+        "threshold": (5.0, None),
+        "ratio": (30.0, 20.0),
+        "anomaly": (12.0, 2.0),
+    }

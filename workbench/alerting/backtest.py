@@ -55,6 +55,8 @@ class Notification:
     at: datetime
     type: str
     count: int
+    value: float | None = None  # what the rule observed (a percent for ratio)
+    baseline: float | None = None  # ratio/anomaly: what it was compared with
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +176,7 @@ def backtest(
         actions.append(d.action)
         reason_col.append(reason)
         if notify is not None:
-            notifications.append(Notification(now, notify, count))
+            notifications.append(Notification(now, notify, count, breach.value, breach.baseline))
         if d.action in ("create", "reopen"):
             episodes.append(Episode(now, d.action == "reopen", now, count, None))
         elif d.action == "update" and episodes:

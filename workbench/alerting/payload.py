@@ -70,11 +70,16 @@ def build_payload(
     report_url: str | None = None,
     reason: str | None = None,
     evidence: dict[str, Any] | None = None,
+    kind: str = "threshold",
+    observed_value: float | None = None,
+    baseline_value: float | None = None,
 ) -> dict[str, Any]:
     """Return the webhook JSON object for one notification (ids rendered as strings).
 
     ``reason`` (why it resolved) and ``evidence`` (:mod:`workbench.alerting.evidence`)
     are added only when given: resolved notifications carry a reason, firing ones evidence.
+    Rules of another kind than ``threshold`` add ``kind``, ``observedValue`` and
+    ``baselineValue`` (``docs/alerting.md``, "Rule kinds"); threshold payloads are unchanged.
     """
     body: dict[str, Any] = {
         "type": event_type,
@@ -98,6 +103,8 @@ def build_payload(
         body["reason"] = reason
     if evidence is not None:
         body["evidence"] = evidence
+    if kind != "threshold":
+        body.update(kind=kind, observedValue=observed_value, baselineValue=baseline_value)
     return body
 
 

@@ -47,8 +47,18 @@ def backtest_lines(rule: Any, result: BacktestResult) -> list[str]:
         lines.append(
             f"  {kind:<9} {e.opened_at.isoformat()}  peak={e.peak_count:<6} resolved {closed}"
         )
+    kind = getattr(result, "kind", "threshold")
+    if kind != "threshold":
+        lines.insert(
+            1, f"  (kind {kind}: value is what the rule observed, baseline what it compared)"
+        )
     for n in result.notifications:
-        lines.append(f"  {n.at.isoformat()}  {n.type:<22} count={n.count}")
+        extra = ""
+        if kind != "threshold" and n.value is not None:
+            extra = f" value={n.value:g}" + (
+                f" baseline={n.baseline:g}" if n.baseline is not None else ""
+            )
+        lines.append(f"  {n.at.isoformat()}  {n.type:<22} count={n.count}{extra}")
     return lines
 
 

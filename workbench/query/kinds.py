@@ -335,25 +335,31 @@ def _dense(days: _Days, past: list[date]) -> _Dense:
     hit = _derived.get(key)
     if isinstance(hit, _Dense):
         return hit
-    minutes = pl.concat([days.summary(d, "minutes") for d in past])
+    summaries = [days.summary(d, "minutes") for d in past]
+    minutes = pl.concat(summaries)
     alive: dict[str, set[int]] = {}
-    for service, day in (
-        minutes.select("service", ((pl.col("label") - 1) // _DAY_MIN).alias("day"))
-        .unique()
-        .iter_rows()
-    ):
-        alive.setdefault(service, set()).add(int(day))
+    for day, summary in zip(past, summaries, strict=True):
+        for service in summary["service"].unique().to_list():
+            alive.setdefault(service, set()).add((day - _EPOCH.date()).days)
     origin = int((datetime.combine(past[-1], time(0), tzinfo=UTC) - _EPOCH) // timedelta(minutes=1))
     size = len(past) * _DAY_MIN + 1
-    sums: dict[tuple[str, str], np.ndarray] = {}
-    for service, level, labels, ns in (
-        minutes.group_by("service", "level").agg("label", "n").iter_rows()
-    ):
-        dense = np.zeros(size + 1, dtype=np.int64)
-        idx = np.asarray(labels, dtype=np.int64) - origin
-        ok = (idx >= 0) & (idx <= size)
-        np.add.at(dense, idx[ok], np.asarray(ns, dtype=np.int64)[ok])
-        sums[(service, level)] = np.cumsum(dense)
+    width = size + 1
+    pairs = minutes.select("service", "level").unique().with_row_index("pair")
+    flat = minutes.join(pairs, on=["service", "level"]).select(
+        "pair", (pl.col("label") - origin).alias("idx"), "n"
+    )
+    flat = flat.filter((pl.col("idx") >= 0) & (pl.col("idx") <= size))
+    # One bincount for every (service, level) row at once, then running sums along the minutes.
+    grid = np.bincount(
+        flat["pair"].to_numpy().astype(np.int64) * width + flat["idx"].to_numpy(),
+        weights=flat["n"].to_numpy(),
+        minlength=pairs.height * width,
+    ).reshape(pairs.height, width)
+    cums = np.cumsum(grid.astype(np.int64), axis=1)
+    sums = {
+        (service, level): cums[i]
+        for i, service, level in pairs.select("pair", "service", "level").iter_rows()
+    }
     out = _Dense(origin, size, sums, {k: frozenset(v) for k, v in alive.items()})
     _remember(key, out)
     return out
