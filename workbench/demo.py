@@ -332,10 +332,10 @@ DEMO_CASES: dict[str, dict[str, Any]] = {
     },
     "ratio": {
         "service": "orders-service",
-        "name": "orders-service error rate above 20%",
-        "threshold": 20,
+        "name": "orders-service error rate above 25%",
+        "threshold": 25,
         "window_minutes": 10,
-        "min_events": 20,
+        "min_events": 40,
         "plant": {"events": 60, "minutes": _CASE_MINUTES, "level": "error", "message": None},
     },
     "absence": {
