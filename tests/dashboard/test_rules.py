@@ -419,3 +419,27 @@ def test_preview_of_a_ratio_rule_plots_the_percent(page: RulesPage) -> None:
     assert "would have opened <b>1</b> incident(s)" in form.backtest_result.value
     fig = form.backtest_figure
     assert fig is not None and max(fig.data[0].y) == 100.0  # type: ignore[arg-type]
+
+
+def test_the_editor_previews_the_edited_rule_over_24_h_and_saves_nothing(
+    settings: Settings, world: Seeded, page: RulesPage
+) -> None:
+    row = page.rows[world.rules[0]]  # auth burst: ≥ 10 in 5 min; 30 errors 20 min ago
+    row.edit_button.click()
+    ed = row.editor
+    ed.threshold.value = "500"
+    ed.preview_button.click()
+    assert "Over the last 24 h" in ed.preview_result.value
+    assert "would have opened <b>0</b> incident(s)" in ed.preview_result.value
+    ed.fields.inputs["kind"].value = "match"
+    ed.fields.inputs["match"].value = "AUTHENTICATE user"
+    ed.threshold.value = "5"
+    ed.preview_button.click()
+    assert "“AUTHENTICATE user” ≥ 5 in 5 min" in ed.preview_result.value
+    assert "would have opened <b>1</b> incident(s)" in ed.preview_result.value
+    assert ed.preview_figure is not None and ed.preview_chart.outputs
+    ed.fields.inputs["match"].value = ""
+    ed.preview_button.click()
+    assert "match is required" in ed.errors["match"].value and "Not tried" in ed.result.value
+    stored = _rule(settings, world.rules[0])
+    assert (stored.kind, stored.threshold, stored.match) == ("threshold", 10, None)

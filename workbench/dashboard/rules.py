@@ -21,6 +21,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from workbench.catalog.models import AlertRule
+from workbench.catalog.rules import kind_changes
 from workbench.catalog.schemas import RuleCreate, RuleUpdate
 from workbench.clock import Clock
 from workbench.config import Settings
@@ -674,6 +675,16 @@ class RuleEditor:
         )
         self.cancel_button.add_class("wb-rule-cancel-edit")
         self.save_button.on_click(lambda _b: self.save())
+        self.preview_button = widgets.Button(
+            description="Preview (last 24 h)", icon="eye", layout=widgets.Layout(width="180px")
+        )
+        self.preview_button.add_class("wb-rule-edit-preview")
+        self.preview_button.on_click(lambda _b: self.preview())
+        self.preview_result = widgets.HTML()
+        self.preview_result.add_class("wb-backtest-result")
+        self.preview_chart = widgets.Output()
+        self.preview_chart.add_class("wb-backtest-chart")
+        self.preview_figure: go.Figure | None = None
         self.cancel_button.on_click(lambda _b: self.close())
         self.result = widgets.HTML()
         self.result.add_class("wb-edit-result")
@@ -682,8 +693,10 @@ class RuleEditor:
                 widgets.HTML('<div class="wb-section">Edit rule</div>'),
                 *self.fields.rows,
                 self.note,
-                widgets.HBox([self.save_button, self.cancel_button]),
+                widgets.HBox([self.save_button, self.preview_button, self.cancel_button]),
                 self.result,
+                self.preview_result,
+                self.preview_chart,
             ],
             layout=widgets.Layout(
                 display="none", border="1px solid #e5e7eb", padding="8px 12px", margin="4px 0 8px 0"
@@ -706,6 +719,39 @@ class RuleEditor:
         """Hide the editor; nothing is saved."""
         self.widget.layout.display = "none"
         self.result.value = ""
+        self.preview_result.value = ""
+        self.preview_chart.outputs = ()
+
+    def preview(self) -> Any:
+        """Replay the rule as edited (not saved) over the last 24 hours; show when it would fire."""
+        self.fields.clear_errors()
+        self.result.value = ""
+        self.preview_result.value = ""
+        self.preview_chart.outputs = ()
+        self.preview_figure = None
+        rule = self.row.rule
+        try:
+            data = store.validate_rule_update(self.fields.values())
+            edited = rule.model_copy(update=kind_changes(rule, data))
+        except Exception as exc:
+            fields = ", ".join(self.fields.show_errors(exc)) or "the form"
+            self.result.value = f'<div class="wb-error-box">Not tried: check {esc(fields)}.</div>'
+            return None
+        page = self.row.page
+        now = page.ctx.now()
+        self.preview_button.disabled = True
+        try:
+            result = store.backtest(page.ctx.settings, edited, now - PREVIEW_SPAN, now)
+        except Exception as exc:
+            self.preview_result.value = f'<div class="wb-error-box">Preview failed: {esc(friendly_error(exc, page.ctx.settings))}</div>'
+            return None
+        finally:
+            self.preview_button.disabled = False
+        self.preview_result.value = backtest_html(result, edited, PREVIEW_SPAN)
+        self.preview_figure = backtest_figure(result, edited)
+        if self.preview_figure is not None:
+            show_figure(self.preview_chart, self.preview_figure)
+        return result
 
     def changes(self, data: RuleUpdate) -> dict[str, Any]:
         """Return the validated fields whose values differ from the stored rule."""
