@@ -37,6 +37,7 @@ os.environ.setdefault("WORKBENCH_ALLOW_PRIVATE_WEBHOOKS", "true")
 UNIT_PATHS: tuple[str, ...] = (
     "tests/alerting/test_backtest.py",
     "tests/alerting/test_channel_types_templates.py",
+    "tests/alerting/test_template_loops.py",
     "tests/alerting/test_decide.py",
     "tests/alerting/test_evaluate.py",
     "tests/alerting/test_flap_control.py",

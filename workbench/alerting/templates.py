@@ -11,7 +11,9 @@ Safety: templates are written by whoever may edit channels and rendered inside t
 scheduler, so they run in :class:`jinja2.sandbox.SandboxedEnvironment` (no attribute
 access to internals, no ``__class__`` walks; ``range`` at most 100 000 items; ``*``
 building at most :data:`MAX_PRODUCT` items and ``**`` exponents at most
-:data:`MAX_EXPONENT`), undefined names render empty, and rendering stops once the
+:data:`MAX_EXPONENT`; every ``for`` loop of one render shares a budget of
+:data:`MAX_LOOP_STEPS` steps, so nested loops that print nothing cannot keep the tick
+busy), undefined names render empty, and rendering stops once the
 output passes :data:`MAX_OUTPUT_CHARS` (then it is cut there). The HTML environment autoescapes.
 A template that fails at render time falls back to the default text with a note,
 so a bad template never loses a page.
@@ -19,10 +21,13 @@ so a bad template never loses a page.
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from workbench.errors import ValidationError
@@ -35,6 +40,25 @@ MAX_OUTPUT_CHARS = 4000
 #: Largest string/list a template may build with ``*`` and largest ``**`` exponent.
 MAX_PRODUCT = 100_000
 MAX_EXPONENT = 100
+#: Loop steps one render may take, all ``for`` loops together (about 0.1 s of Jinja2).
+MAX_LOOP_STEPS = 200_000
+_LOOP_GUARD = "__workbench_loop_steps"
+#: The steps left in the current render (a one-element list, decremented in place).
+_steps_left: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "template_steps_left", default=None
+)
+
+
+def _counted(iterable: Any) -> Iterator[Any]:
+    """Yield ``iterable``'s items, charging each to the render's loop budget."""
+    left = _steps_left.get()
+    if left is None:  # rendered outside render(): a budget of its own
+        left = [MAX_LOOP_STEPS]
+    for item in iterable:
+        left[0] -= 1
+        if left[0] < 0:
+            raise SecurityError(f"template loops ran over {MAX_LOOP_STEPS} steps")
+        yield item
 
 
 class BoundedSandbox(SandboxedEnvironment):
@@ -57,17 +81,26 @@ class BoundedSandbox(SandboxedEnvironment):
                 raise SecurityError(f"a repeated sequence longer than {MAX_PRODUCT}")
         return left * right
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Parse, then route every ``for`` loop's iterable through the step budget."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name(_LOOP_GUARD, "load"), [loop.iter], [], None, None)
+        return tree
+
 
 @lru_cache(maxsize=2)
 def environment(html: bool = False) -> SandboxedEnvironment:
     """Return the sandboxed environment (autoescaping when ``html``)."""
-    return BoundedSandbox(
+    env = BoundedSandbox(
         autoescape=html,
         undefined=jinja2.Undefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
+    env.globals[_LOOP_GUARD] = _counted
+    return env
 
 
 def check_template(source: str) -> None:
@@ -94,11 +127,15 @@ def render(source: str, payload: dict[str, Any], *, html: bool = False) -> str:
     # Streamed: rendering stops once the output passes the bound (a long loop stops early).
     out: list[str] = []
     size = 0
-    for chunk in template.generate({**payload, "payload": payload}):
-        out.append(chunk)
-        size += len(chunk)
-        if size > MAX_OUTPUT_CHARS:
-            break
+    token = _steps_left.set([MAX_LOOP_STEPS])
+    try:
+        for chunk in template.generate({**payload, "payload": payload}):
+            out.append(chunk)
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                break
+    finally:
+        _steps_left.reset(token)
     return bound("".join(out))
 
 
