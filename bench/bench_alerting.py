@@ -161,10 +161,15 @@ def main() -> None:
         second_ms = (time.perf_counter() - t) * 1000
         import papermill  # noqa: F401  (the scheduler imports it once, not per tick)
 
+        # The first notebook run of a data directory builds the per-day baselines on
+        # disk (once a day); the following ones are the steady state.
+        t = time.perf_counter()
+        run_notebook(settings=settings, now=NOW + timedelta(minutes=2))
+        first_wall = time.perf_counter() - t
         walls = []
         for k in range(3):
             t = time.perf_counter()
-            run_notebook(settings=settings, now=NOW + timedelta(minutes=2 + k))
+            run_notebook(settings=settings, now=NOW + timedelta(minutes=3 + k))
             walls.append(time.perf_counter() - t)
         engine.dispose()
 
@@ -198,6 +203,8 @@ def main() -> None:
             f"| papermill run of `evaluate_alerts.ipynb` (a steady-state tick), wall incl. "
             f"kernel start and imports in the kernel (3 runs) | {statistics.median(walls):.2f} s | "
             f"{min(walls):.2f} s | <= 5 s |",
+            f"| papermill run, the first of a data directory (builds the day baselines on disk) "
+            f"| {first_wall:.2f} s | | |",
             "",
         ]
     )

@@ -195,3 +195,21 @@ def test_pages_and_the_api_show_the_kind_value_and_baseline(
         "ratio": (30.0, 20.0),
         "anomaly": (12.0, 2.0),
     }
+
+
+def test_absence_counts_a_service_seen_today_or_within_the_lookback(
+    engine: Engine, lake_url: str, tmp_path: Path
+) -> None:
+    write_events(lake_url, rows(NOW - timedelta(hours=2), 3, "newbie", "info", "hello"))
+    write_events(lake_url, rows(NOW - timedelta(days=8), 3, "retired", "info", "bye"))
+    write_events(lake_url, rows(NOW - timedelta(days=6), 3, "quiet", "info", "hi"))
+    for service in ("newbie", "retired", "quiet"):
+        add_rule(
+            engine, name=service, window_minutes=10, **{**FIRING["absence"], "service": service}
+        )
+    out = _outcomes(engine, lake_url, tmp_path / "cache")
+    assert {n: o.reason for n, o in out.items()} == {
+        "newbie": "created",  # seen earlier today, silent in the window
+        "retired": "never_seen",  # last seen 8 days ago: outside the 7-day lookback
+        "quiet": "created",
+    }
