@@ -29,7 +29,7 @@ from workbench.lake.reader import FileStat
 
 log = logging.getLogger(__name__)
 
-MESSAGE_INDEX_MAX_ROWS = 50_000_000
+MESSAGE_INDEX_MAX_ROWS = 120_000_000
 MESSAGE_DICT_MAX = 500_000
 # A file with more distinct messages than this share of its rows is not indexed.
 _DISTINCT_SHARE_MAX = 0.5
