@@ -213,3 +213,17 @@ def test_absence_counts_a_service_seen_today_or_within_the_lookback(
         "retired": "never_seen",  # last seen 8 days ago: outside the 7-day lookback
         "quiet": "created",
     }
+
+
+def test_a_day_summary_is_recomputed_when_its_files_change_and_the_old_one_goes(
+    lake_url: str, tmp_path: Path
+) -> None:
+    from workbench.query.kinds import day_summary
+
+    day = (NOW - timedelta(days=1)).date()
+    write_events(lake_url, rows(NOW - timedelta(days=1), 3, "svc", "error", "a"))
+    cache = tmp_path / "cache"
+    assert day_summary(lake_url, day, "minutes", cache)["n"].sum() == 3
+    write_events(lake_url, rows(NOW - timedelta(days=1), 2, "svc", "error", "late"))  # a late file
+    assert day_summary(lake_url, day, "minutes", cache)["n"].sum() == 5
+    assert len(list(cache.rglob(f"{day.isoformat()}-minutes-*.parquet"))) == 1

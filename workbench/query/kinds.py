@@ -136,6 +136,26 @@ def _compute(paths: list[str], day: date, what: str) -> pl.DataFrame:
     )
 
 
+#: Day summaries on disk older than this are deleted (beyond any baseline or lookback).
+KEEP_DAYS = 35
+
+
+def _prune(kept: Path, day: date, what: str) -> None:
+    """Delete the summaries ``kept`` replaces (same day, older files) and those of old days."""
+    oldest = day - timedelta(days=KEEP_DAYS)
+    for other in kept.parent.glob("*.parquet"):
+        if other == kept:
+            continue
+        try:
+            other_day = date.fromisoformat(other.name[:10])
+        except ValueError:
+            continue
+        if (other_day == day and other.name.startswith(f"{day.isoformat()}-{what}-")) or (
+            other_day < oldest
+        ):
+            other.unlink(missing_ok=True)
+
+
 def day_summary(
     lake_url: str,
     day: date,
@@ -167,6 +187,7 @@ def day_summary(
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             frame.write_parquet(tmp)
             os.replace(tmp, path)
+            _prune(path, day, what)
     with _cache.lock:
         if len(_cache.frames) > _CACHE_MAX:
             _cache.frames.clear()
