@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/bench_scale.py [--events 100000000] [--days 30] [--services 50]
         [--runs 7] [--duck-runs 3] [--s3-events 2000000] [--ingest-batches 2000]
-        [--skip-s3] [--skip-ingest] [--write-docs]
+        [--skip-s3] [--s3-url s3://bucket/prefix] [--skip-ingest] [--write-docs]
 
 Builds (once; cached under ``bench/out/`` by ``bench_query.build``) the demo lake, then:
 
@@ -17,7 +17,8 @@ Builds (once; cached under ``bench/out/`` by ``bench_query.build``) the demo lak
   own data directory; ``bench_ingest``'s raw HTTP/1.1 client, no wrk);
 * S3: a smaller demo lake on moto's S3 server (``tests/s3_helpers.py``; in memory, in this
   process), the same queries; DuckDB reads the same files through a pyarrow dataset on the
-  same S3 filesystem (DuckDB's httpfs is not installed here).
+  same S3 filesystem (DuckDB's httpfs is not installed here); with ``--s3-url`` on a real
+  S3 or MinIO instead (the AWS variables of the environment; a fresh prefix per run).
 
 The load average is printed beside every figure (the machine is shared).
 ``--write-docs`` replaces the ``## 100M events`` section of ``docs/benchmarks.md``.
@@ -35,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,13 +213,32 @@ class _servers:
             m.__exit__(None, None, None)
 
 
-def s3_run(events: int, days: int, services: int, runs: int) -> dict[str, Any]:
-    """Build a demo lake on moto's S3 stand-in; time the same queries, ours and DuckDB's."""
+@contextmanager
+def _s3_lake(url: str | None) -> Iterator[str]:
+    """Yield an empty lake URL: under ``url`` (real S3/MinIO, the AWS variables of the
+    environment) when given, else in a new bucket on moto's stand-in server."""
+    if url:
+        yield f"{url.rstrip('/')}/scale-{uuid.uuid4().hex[:12]}"
+        return
+    from tests.s3_helpers import create_bucket, moto_standin
+
+    with moto_standin() as env:
+        os.environ.update(env)
+        try:
+            create_bucket(env, "scale")
+            yield "s3://scale/lake"
+        finally:
+            for k in env:
+                os.environ.pop(k, None)
+
+
+def s3_run(events: int, days: int, services: int, runs: int, url: str | None) -> dict[str, Any]:
+    """Build a demo lake on S3 (moto's stand-in, or ``url``); time the same queries, ours and
+    DuckDB's (through a pyarrow dataset on the same S3 filesystem)."""
     import duckdb
     import pyarrow.dataset as pads
     from bench_query import NOW
 
-    from tests.s3_helpers import create_bucket, moto_standin
     from workbench.demo import generate
     from workbench.lake import fs as lakefs
     from workbench.lake import message_index, reader
@@ -224,10 +246,7 @@ def s3_run(events: int, days: int, services: int, runs: int) -> dict[str, Any]:
     from workbench.query.search import search
     from workbench.query.types import SearchQuery
 
-    with moto_standin() as env:
-        os.environ.update(env)
-        create_bucket(env, "scale")
-        lake = "s3://scale/lake"
+    with _s3_lake(url) as lake:
         t = time.perf_counter()
         generate(lake, events=events, days=days, services=services, now=NOW, seed=42)
         built = time.perf_counter() - t
@@ -246,8 +265,6 @@ def s3_run(events: int, days: int, services: int, runs: int) -> dict[str, Any]:
         rows = warm(lake, services, runs, runs, source)
         message_index.reset_message_index()
         files = len(reader.visible_files(lake))
-    for k in env:
-        os.environ.pop(k, None)
     return {"events": events, "build_s": built, "files": files, "first_ms": first, "rows": rows}
 
 
@@ -307,8 +324,13 @@ def section(args: argparse.Namespace, results: dict[str, Any]) -> str:
         s3 = results["s3"]
         lines += [
             "",
-            f"On moto's S3 server (the stand-in of `tests/s3_helpers.py`, in memory and in "
-            f"the benchmark's own process, so it shares the GIL): {s3['events']:,} events, "
+            (
+                f"On S3 at `{args.s3_url}`: "
+                if args.s3_url
+                else "On moto's S3 server (the stand-in of `tests/s3_helpers.py`, in memory "
+                "and in the benchmark's own process, so it shares the GIL): "
+            )
+            + f"{s3['events']:,} events, "
             f"{s3['files']} files, written in {s3['build_s']:.0f} s; first search of a cold "
             f"cache {s3['first_ms']:.0f} ms. DuckDB reads the same files through a pyarrow "
             "dataset on the same S3 filesystem (its httpfs extension is not installed here).",
@@ -332,6 +354,11 @@ def main() -> None:
     ap.add_argument("--s3-events", type=int, default=2_000_000)
     ap.add_argument("--ingest-batches", type=int, default=2000)
     ap.add_argument("--skip-s3", action="store_true")
+    ap.add_argument(
+        "--s3-url",
+        help="s3://bucket/prefix on a real S3 or MinIO (AWS variables from the environment) "
+        "instead of moto's stand-in",
+    )
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--probe", choices=PROBES, help=argparse.SUPPRESS)
@@ -367,7 +394,7 @@ def main() -> None:
     if not args.skip_ingest:
         results["ingest"] = ingest(args.ingest_batches)
     if not args.skip_s3:
-        results["s3"] = s3_run(args.s3_events, args.days, args.services, args.runs)
+        results["s3"] = s3_run(args.s3_events, args.days, args.services, args.runs, args.s3_url)
     text = section(args, results)
     print(text)
     if args.write_docs:
