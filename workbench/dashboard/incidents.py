@@ -11,7 +11,7 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from workbench.catalog.models import AlertIncident, Delivery, IncidentEvent
+from workbench.catalog.models import AlertIncident, Delivery, IncidentEvent, NotificationChannel
 from workbench.clock import Clock
 from workbench.config import Settings
 from workbench.dashboard import store
@@ -349,7 +349,8 @@ class IncidentDetail:
             with store.session_for(settings) as session:
                 inc = store.get_incident(session, self.incident_id)
                 events = store.incident_timeline(session, inc.id)
-                deliveries = store.incident_deliveries(session, inc.id)
+                deliveries = store.incident_deliveries(session, inc.id, limit=DELIVERIES_SHOWN)
+                channels = _channels(session, deliveries)
         except Exception as exc:
             self.info.value = ""
             self.timeline.value = ""
@@ -358,7 +359,7 @@ class IncidentDetail:
         self.error.clear()
         self.info.value = _detail_html(inc, now, settings.dashboard_url)
         self.report.value = _report_html(store.report_link(settings, inc.id))
-        self.timeline.value = _timeline_html(events, deliveries)
+        self.timeline.value = _timeline_html(events, deliveries, channels)
         try:
             self._trend(inc, now)
         except Exception as exc:
@@ -434,24 +435,78 @@ def _detail_html(inc: AlertIncident, now: datetime, dashboard_url: str) -> str:
     return f'<table class="wb-table wb-kv">{body}</table>'
 
 
-def _timeline_html(events: list[IncidentEvent], deliveries: list[Delivery]) -> str:
+#: How many of an incident's deliveries (newest) the detail lists.
+DELIVERIES_SHOWN = 50
+_HEADLINES = {
+    "error_alert": "FIRING",
+    "error_alert_reopened": "REOPENED",
+    "error_alert_repeat": "REPEAT",
+    "error_alert_resolved": "RESOLVED",
+}
+
+
+def _channels(session: Any, deliveries: list[Delivery]) -> dict[uuid.UUID, NotificationChannel]:
+    """Return the channels the deliveries went to (deleted ones are simply absent)."""
+    ids = {d.channel_id for d in deliveries if d.channel_id is not None}
+    found = (session.get(NotificationChannel, i) for i in ids)
+    return {c.id: c for c in found if c is not None}
+
+
+def _deliveries_html(
+    deliveries: list[Delivery], channels: dict[uuid.UUID, NotificationChannel]
+) -> str:
+    """Return what was sent to whom and when: one row per delivery, oldest first."""
+    if not deliveries:
+        return "<p class='wb-muted'>no notifications</p>"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("Queued", "Notification", "Channel", "To", "Status", "Sent", "Delivery")
+    )
+    rows = []
+    for d in sorted(deliveries, key=lambda x: (x.created_at, str(x.id))):
+        ch = channels.get(d.channel_id) if d.channel_id is not None else None
+        channel = (
+            f"{esc(ch.name or '(unnamed)')} <span class='wb-muted'>{esc(ch.type)}</span>"
+            if ch is not None
+            else "<span class='wb-muted'>deleted channel</span>"
+        )
+        status = f"<b>{esc(d.status)}</b>, {_n(d.attempts, 'attempt')}"
+        if d.response_code:
+            status += f" (code {d.response_code})"
+        if d.last_error:
+            status += f" <span class='wb-field-error'>{esc(d.last_error)}</span>"
+        rows.append(
+            "<tr>"
+            f"<td>{esc(fmt_ts(d.created_at))}</td>"
+            f"<td>{esc(_HEADLINES.get(d.event_type, d.event_type))}</td>"
+            f"<td>{channel}</td>"
+            f"<td><code>{esc(d.url)}</code></td>"
+            f"<td>{status}</td>"
+            f"<td>{esc(fmt_ts(d.sent_at)) if d.sent_at else '–'}</td>"
+            f"<td><code title='{esc(d.id)}'>{esc(d.id)}</code></td>"
+            "</tr>"
+        )
+    return (
+        f'<table class="wb-table wb-deliveries"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _timeline_html(
+    events: list[IncidentEvent],
+    deliveries: list[Delivery],
+    channels: dict[uuid.UUID, NotificationChannel] | None = None,
+) -> str:
     items = "".join(
         f"<li><span class='wb-muted'>{esc(fmt_ts(e.at))}</span> <b>{esc(e.kind)}</b> by {esc(e.actor)}"
         + (f" <span class='wb-muted'>{esc(_short(e.data))}</span>" if e.data else "")
         + "</li>"
         for e in events
     ) or "<li class='wb-muted'>no events recorded</li>"
-    sent = "".join(
-        f"<li><span class='wb-muted'>{esc(fmt_ts(d.created_at))}</span> {esc(d.event_type)} → "
-        f"{esc(d.url)}: <b>{esc(d.status)}</b>"
-        + (f" (HTTP {d.response_code})" if d.response_code else "")
-        + (f" <span class='wb-field-error'>{esc(d.last_error)}</span>" if d.last_error else "")
-        + "</li>"
-        for d in deliveries
-    ) or "<li class='wb-muted'>no notifications</li>"
     return (
         f'<div class="wb-section">Timeline</div><ul class="wb-timeline-list">{items}</ul>'
-        f'<div class="wb-section">Notifications</div><ul>{sent}</ul>'
+        '<div class="wb-section">Notifications: sent to whom and when</div>'
+        + _deliveries_html(deliveries, channels or {})
     )
 
 
