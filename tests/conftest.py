@@ -50,6 +50,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/dashboard/test_api_mode.py",
     "tests/dashboard/test_channels.py",
     "tests/dashboard/test_errors.py",
+    "tests/dashboard/test_incident_deliveries.py",
     "tests/dashboard/test_format.py",
     "tests/dashboard/test_imports.py",
     "tests/dashboard/test_incidents.py",

@@ -8,13 +8,16 @@ own outbox delivery, retried under the same delivery id (at-least-once).
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from tests.alerting.conftest import T0, Receiver, add_channel, add_errors, add_rule, deliveries
 from tests.alerting.flap_e2e import Env, env, evaluate_at, reasons, timeline
+from workbench.alerting.evaluate import evaluate
 from workbench.catalog import models as m
 from workbench.catalog.incidents import acknowledge_incident
 
@@ -80,3 +83,36 @@ def test_repeat_every_two_minutes_until_acknowledged_none_inside_a_silence(
     assert body["evidence"]["sample"] and body["status"] == "open"
     assert body["triggeredAt"] == receiver.bodies()[0]["triggeredAt"]
     assert body["incidentId"] == str(incident_id)
+
+
+def test_two_evaluators_at_once_repeat_once(engine: Engine, lake_url: str) -> None:
+    """Several schedulers (HA): evaluators racing on the same minute queue each repeat once."""
+    rules, channels = 6, 2
+    for i in range(rules):
+        add_rule(engine, name=f"r{i}", service=f"svc{i}", cooldown_minutes=0, repeat_minutes=2)
+        for minute in (0, 2):
+            add_errors(lake_url, T0 + minute * MIN, 6, service=f"svc{i}")
+    for i in range(channels):
+        add_channel(engine, f"http://127.0.0.1:9/{i}")
+    evaluate(engine=engine, lake_url=lake_url, now=T0, dashboard_url="http://dash")
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            evaluate(engine=engine, lake_url=lake_url, now=T0 + 2 * MIN, dashboard_url="http://d")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    kinds = [d.event_type for d in deliveries(engine)]
+    assert kinds.count("error_alert") == kinds.count("error_alert_repeat") == rules * channels
+    with Session(engine) as s:
+        notified = {i.last_notified_at for i in s.exec(select(m.AlertIncident)).all()}
+    assert notified == {T0 + 2 * MIN}
