@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = "evaluate.lock"
 CLUSTER_LOCK = "evaluate"  # the lock's name: file evaluate.lock, or its advisory key
-ACTION_ORDER = ("create", "reopen", "auto_resolve", "update", "suppress", "none")
+ACTION_ORDER = ("create", "reopen", "auto_resolve", "repeat", "update", "suppress", "none")
 DELIVERY_LIMIT = 50  # per tick: bounded so a tick stays well inside its timeout
 
 
