@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from workbench.alerting import messages, templates
-from workbench.alerting.smtp import parse_smtp_url
+from workbench.alerting import messages
+from workbench.catalog import templates
 from workbench.errors import ValidationError
+from workbench.smtp import parse_smtp_url
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PAYLOAD: dict[str, Any] = {

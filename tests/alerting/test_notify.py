@@ -31,7 +31,7 @@ from tests.alerting.conftest import (
 from workbench.alerting import notify
 from workbench.alerting.evaluate import evaluate
 from workbench.alerting.notify import LEASE, MAX_ATTEMPTS, deliver_due, send_test
-from workbench.alerting.payload import (
+from workbench.catalog.payload import (
     EXTRA_KEYS,
     ORIGINAL_KEYS,
     SIGNATURE_HEADER,

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from workbench.alerting import templates
+from workbench.catalog import templates
 
 PAYLOAD = {"service": "api", "errorCount": 7, "type": "error_alert"}
 

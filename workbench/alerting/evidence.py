@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 import polars as pl
 
 from workbench.alerting.decide import RuleState
-from workbench.alerting.payload import iso_z
+from workbench.catalog.payload import iso_z
 from workbench.lake import reader
 from workbench.patterns import top_messages
 

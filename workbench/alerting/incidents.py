@@ -45,10 +45,10 @@ from workbench.alerting.decide import (
     decide,
 )
 from workbench.alerting.kinds import Breach
-from workbench.alerting.payload import build_payload, incident_url
 from workbench.catalog import models as m
 from workbench.catalog.channels import paged_channels
 from workbench.catalog.db import session_scope
+from workbench.catalog.payload import build_payload, incident_url
 from workbench.errors import StorageError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """What each channel type receives, built from one notification payload. Pure: data in, data out.
 
-The outbox stores one payload per delivery (:mod:`workbench.alerting.payload`);
+The outbox stores one payload per delivery (:mod:`workbench.catalog.payload`);
 right before sending, the notifier turns it into the channel type's body:
 
 * ``webhook``: the payload itself (plus ``text`` when the channel has a template);
@@ -15,7 +15,7 @@ right before sending, the notifier turns it into the channel type's body:
   first line of the text.
 
 The text is the channel's template rendered over the payload
-(:mod:`workbench.alerting.templates`) or, without one, :func:`default_text`.
+(:mod:`workbench.catalog.templates`) or, without one, :func:`default_text`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from workbench.alerting import templates
+from workbench.catalog import templates
 
 SLACK_SECTION_CHARS = 3000
 SLACK_CONTEXT_CHARS = 2000

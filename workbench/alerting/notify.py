@@ -9,9 +9,9 @@ same transaction as the incident change; :func:`deliver_due` sends what is due:
 * send: by channel type (:mod:`workbench.alerting.messages`): ``webhook`` POSTs the
   stored JSON payload (plus ``text`` when the channel has a template), ``slack`` a
   Slack incoming-webhook body built from it, ``email`` an SMTP message to the
-  address (``WORKBENCH_SMTP_URL``, :mod:`workbench.alerting.smtp`; unset -> the row
+  address (``WORKBENCH_SMTP_URL``, :mod:`workbench.smtp`; unset -> the row
   fails at once, ``refused: WORKBENCH_SMTP_URL is not set``). HTTP sends have a
-  timeout and are signed when the channel has a secret (see :mod:`workbench.alerting.payload`), several rows in parallel so
+  timeout and are signed when the channel has a secret (see :mod:`workbench.catalog.payload`), several rows in parallel so
   one slow receiver does not hold up the others; the signature's timestamp is the
   moment of sending (``clock``, the wall clock by default), not the tick's ``now``,
   so a re-run of an old minute passes the receiver's own age check;
@@ -52,21 +52,21 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from workbench.alerting import messages
-from workbench.alerting.payload import (
+from workbench.catalog import models as m
+from workbench.catalog.db import session_scope
+from workbench.catalog.payload import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     build_test_payload,
     encode,
     signed_headers,
 )
-from workbench.alerting.smtp import SETTING as SMTP_SETTING
-from workbench.alerting.smtp import parse_smtp_url, send_email
-from workbench.catalog import models as m
-from workbench.catalog.db import session_scope
 from workbench.catalog.webhook_targets import check_webhook_target
 from workbench.clock import now as clock_now
 from workbench.errors import ValidationError
 from workbench.security.webhooks import public_only_transport, read_bounded
+from workbench.smtp import SETTING as SMTP_SETTING
+from workbench.smtp import parse_smtp_url, send_email
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -16,10 +16,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from workbench.alerting import messages
-from workbench.alerting.payload import build_payload, incident_url, iso_z
 from workbench.catalog import models as m
 from workbench.catalog.channels import PAGING_TYPES, get_channel
 from workbench.catalog.incidents import list_incidents
+from workbench.catalog.payload import build_payload, incident_url, iso_z
 
 
 def sample_payload(now: datetime, dashboard_url: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A save checks what the channel's type needs: a URL the webhook rule allows
 (``webhook`` and ``slack``), an address and a configured ``WORKBENCH_SMTP_URL``
-(``email``), and a template that compiles (``workbench.alerting.templates``).
+(``email``), and a template that compiles (``workbench.catalog.templates``).
 Each refusal is a ValidationError naming the field (or the setting).
 """
 
@@ -31,7 +31,7 @@ def _check_channel(
     smtp_url: str | None,
 ) -> None:
     """Return if a channel of ``channel_type`` may be saved as given; ValidationError otherwise."""
-    from workbench.alerting.templates import check_template
+    from workbench.catalog.templates import check_template
 
     try:
         check_channel_target(channel_type, target)
@@ -47,7 +47,7 @@ def _check_channel(
                 "Invalid channel",
                 {SMTP_SETTING: [f"email channels need {SMTP_SETTING} (the SMTP server) to be set"]},
             )
-        from workbench.alerting.smtp import parse_smtp_url
+        from workbench.smtp import parse_smtp_url
 
         parse_smtp_url(smtp_url)
     else:
@@ -187,7 +187,7 @@ def queue_resolved(
     together (the outbox then delivers at least once). Returns how many were queued.
     ``dashboard_url`` defaults to ``WORKBENCH_DASHBOARD_URL``.
     """
-    from workbench.alerting.payload import build_payload
+    from workbench.catalog.payload import build_payload
 
     targets = paged_channels(session=session, incident_id=incident.id)
     if not targets:

@@ -90,7 +90,7 @@ class NotificationChannel(SQLModel, table=True):
     secret: str | None = Field(default=None, max_length=256)
     enabled: bool = True
     #: Optional Jinja2 template (sandboxed) of the notification text; its first line is
-    #: the email subject (``workbench.alerting.templates``).
+    #: the email subject (``workbench.catalog.templates``).
     template: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(
         default_factory=clock.now, sa_column=sa.Column(UTCDateTime(), nullable=False)

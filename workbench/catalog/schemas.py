@@ -343,7 +343,7 @@ class ChannelCreate(_Input):
     """A new notification channel: ``webhook`` or ``slack`` (a URL) or ``email`` (an address).
 
     ``template`` (optional) is a Jinja2 template of the notification text, checked
-    when the channel is saved (``workbench.alerting.templates``).
+    when the channel is saved (``workbench.catalog.templates``).
     """
 
     type: ChannelType = "webhook"

@@ -256,7 +256,7 @@ def preview_channel(
     The template is checked first (ValidationError naming ``template`` and the line).
     """
     from workbench.alerting.preview import render_preview
-    from workbench.alerting.templates import check_template
+    from workbench.catalog.templates import check_template
 
     if data.template:
         check_template(data.template)

@@ -3,7 +3,7 @@
 A channel's optional ``template`` renders the notification text (Slack ``text``,
 the email's text part and, by its first line, the email subject; the webhook JSON
 gains a ``text`` key). The context is the notification payload
-(:mod:`workbench.alerting.payload`): ``type``, ``service``, ``errorCount``,
+(:mod:`workbench.catalog.payload`): ``type``, ``service``, ``errorCount``,
 ``threshold``, ``url``, ``reason``, ``evidence`` ... as top-level names, and the
 whole object as ``payload``.
 
