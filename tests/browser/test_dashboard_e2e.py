@@ -199,6 +199,27 @@ def test_incident_link_opens_its_detail(server: tuple[str, Settings, Seeded], pa
     page.screenshot(path=str(SHOTS / "incident-detail.png"), full_page=True)
 
 
+def test_a_notifications_logs_link_opens_its_window(
+    server: tuple[str, Settings, Seeded], page: Any
+) -> None:
+    from urllib.parse import urlsplit
+
+    from workbench.alerting.evidence import logs_url
+
+    base, _, world = server  # the auth burst: 30 events from 20 min to 15 min 10 s before world.now
+    url = logs_url(base, service="auth-service", levels=("error", "fatal"),
+                   start=world.now - timedelta(minutes=21), end=world.now - timedelta(minutes=14))
+    _timings["logs_link_ready_s"] = round(_open(page, base, "logs", "?" + urlsplit(url).query), 2)
+    page.screenshot(path=str(SHOTS / "logs-link-window.png"), full_page=True)
+    pager = page.inner_text(".wb-logs-pager")
+    assert "of 30 " in pager, pager
+    chosen = page.eval_on_selector(".wb-logs-range select", "s => s.options[s.selectedIndex].text")
+    chosen = chosen.replace("\xa0", " ")
+    assert chosen.startswith("from the link: ") and chosen.endswith(" UTC")
+    assert page.locator(".wb-logs-table tr.wb-log-row").count() == 30
+    assert _error_outputs(page) == []
+
+
 def test_bad_threshold_shows_message_and_creates_nothing(
     server: tuple[str, Settings, Seeded], page: Any
 ) -> None:

@@ -175,7 +175,8 @@ class LogsPage(Page):
             options=ranges,
             description="Time",
             value=range_label if range_label in ranges else DEFAULT_RANGE,
-            layout=widgets.Layout(width="240px"),
+            # wide enough to read a link's window in full
+            layout=widgets.Layout(width="240px" if self.link is None else "470px"),
         )
         self.time_range.add_class("wb-logs-range")
         self.text = widgets.Text(
