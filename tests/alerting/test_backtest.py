@@ -88,7 +88,9 @@ def test_without_auto_resolve_separate_bursts_are_separate_incidents(lake_url: s
         e.last_seen_error_at + quiet for e in result.incidents
     ]
     assert [n.type for n in result.notifications] == [
-        "error_alert", "error_alert_reopened", "error_alert_reopened"
+        "error_alert",
+        "error_alert_reopened",
+        "error_alert_reopened",
     ]
     assert result.resolve_after == quiet and result.resolved_by == "simulated"
     assert result.reasons["resolved_simulated"] == 3 and "auto_resolved" not in result.reasons
@@ -110,3 +112,15 @@ def test_the_rules_own_auto_resolve_is_used_when_set(lake_url: str) -> None:
     assert result.resolve_after == 60 * MIN and result.resolved_by == "auto_resolve"
     assert result.incidents[0].resolved_at == T0 + (14 + 60) * MIN
     assert [n.type for n in result.notifications] == ["error_alert", "error_alert_resolved"]
+
+
+def test_pending_minutes_carry_from_tick_to_tick(lake_url: str) -> None:
+    """A held breach opens once it has lasted pendingMinutes; a one-tick spike opens nothing."""
+    for minute in range(5, 11):  # breaching every tick from T0+5 to T0+10
+        add_errors(lake_url, T0 + minute * MIN, 6)
+    add_errors(lake_url, T0 + 60 * MIN, 6)  # a one-tick spike
+    rule = AlertRule(service="auth", threshold=5, window_minutes=1, pending_minutes=2)
+    result = backtest(rule, T0, T0 + 90 * MIN, lake_url=lake_url)
+    opened = [(n.at, n.type) for n in result.notifications if n.type != "error_alert_resolved"]
+    assert opened == [(T0 + 7 * MIN, "error_alert")]
+    assert len(result.incidents) == 1

@@ -186,7 +186,7 @@ def backtest(
             episodes[-1] = replace(episodes[-1], resolved_at=now)
         if d.changes_state:
             latest = d.incident
-        state = replace(state, last_triggered_at=d.last_triggered_at)
+        state = replace(state, last_triggered_at=d.last_triggered_at, pending_since=d.pending_since)
     series = pl.DataFrame(
         {
             "at": [start + k * step for k in range(n)],
