@@ -8,14 +8,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from ingest_api.app import create_app
 from tests.dashboard.seed import Seeded, seed_catalog
 from workbench.catalog.db import dispose_engine
 from workbench.catalog.models import AlertIncident, AlertRule, IncidentEvent
 from workbench.catalog.schemas import RuleUpdate
 from workbench.config import Settings
 from workbench.dashboard import store
-from workbench.dashboard.rules import RulesPage, build_rules
+from workbench.dashboard.rules import RulesPage, build_rules, condition_text
 
 
 @pytest.fixture
@@ -256,8 +258,9 @@ def test_the_create_form_and_the_editor_share_one_field_builder(
     row = page.rows[world.rules[0]]
     shared = {"threshold", "window_minutes", "cooldown_minutes", "auto_resolve_minutes", "levels"}
     kind = {"kind", "match", "min_events", "baseline_days", "sensitivity"}
-    assert shared | kind <= set(page.form.fields.inputs)
-    assert set(row.editor.fields.inputs) == shared | kind
+    flap = {"pending_minutes", "repeat_minutes", "recovery_threshold"}
+    assert shared | kind | flap <= set(page.form.fields.inputs)
+    assert set(row.editor.fields.inputs) == shared | kind | flap
     assert type(page.form.fields) is type(row.editor.fields)
     page.form.service.value = "api"
     page.form.threshold.value = "3"
@@ -443,3 +446,110 @@ def test_the_editor_previews_the_edited_rule_over_24_h_and_saves_nothing(
     assert "match is required" in ed.errors["match"].value and "Not tried" in ed.result.value
     stored = _rule(settings, world.rules[0])
     assert (stored.kind, stored.threshold, stored.match) == ("threshold", 10, None)
+
+
+# -- flap control and reminders on the page (issue 15) -----------------------
+
+_FLAP = ("pending_minutes", "repeat_minutes", "recovery_threshold")
+
+
+def test_flap_fields_sit_in_a_collapsed_advanced_section_and_are_sent_only_when_set(
+    page: RulesPage,
+) -> None:
+    form = page.form
+    advanced = form.fields.advanced
+    assert advanced is not None and advanced.selected_index is None  # collapsed
+    assert "flap control and reminders" in advanced.get_title(0)
+    assert advanced in form.widget.children
+    for name in _FLAP:
+        assert form.fields.rows_by_name[name] not in form.widget.children  # inside the section
+    form.service.value = "api"
+    assert set(form.values()).isdisjoint(_FLAP)  # blank: not sent
+    form.fields.inputs["pending_minutes"].value = "2"
+    assert form.values()["pending_minutes"] == "2"
+    assert "repeat_minutes" not in form.values()
+
+
+def test_flap_fields_round_trip_create_edit_clear_and_get_shows_null(
+    settings: Settings, page: RulesPage
+) -> None:
+    form = page.form
+    form.service.value = "api"
+    form.threshold.value = "5"
+    inputs = form.fields.inputs
+    inputs["pending_minutes"].value = "2"
+    inputs["repeat_minutes"].value = "30"
+    inputs["recovery_threshold"].value = "3"
+    form.create_button.click()
+    assert "Created rule" in form.result.value, form.result.value
+    (rule,) = [r for r in _rules(settings) if r.service == "api"]
+    assert (rule.pending_minutes, rule.repeat_minutes, rule.recovery_threshold) == (2, 30, 3.0)
+    assert all(inputs[n].value == "" for n in _FLAP)  # the form is ready for the next rule
+    cond = page.rows[rule.id].cells.children[1].value
+    assert "≥ 5 in 5 min for 2 min · repeats every 30 min · recovers below 3" in cond
+    row = page.rows[rule.id]
+    row.edit_button.click()
+    ed = row.editor
+    shown = {n: ed.fields.inputs[n].value for n in _FLAP}
+    assert shown == {"pending_minutes": "2", "repeat_minutes": "30", "recovery_threshold": "3"}
+    assert ed.fields.advanced is not None and ed.fields.advanced.selected_index == 0  # set: open
+    ed.fields.inputs["repeat_minutes"].value = ""  # never remind again
+    ed.save_button.click()
+    assert "Saved" in row.message.value, ed.result.value
+    stored = _rule(settings, rule.id)
+    assert (stored.pending_minutes, stored.repeat_minutes, stored.recovery_threshold) == (
+        2,
+        None,
+        3.0,
+    )
+    assert "repeats" not in page.rows[rule.id].cells.children[1].value
+    client = TestClient(create_app(settings))  # the API's GET; no lifespan (no ingestor) needed
+    got = client.get(f"/api/alerts/rules/{rule.id}").json()
+    assert (got["pendingMinutes"], got["repeatMinutes"], got["recoveryThreshold"]) == (2, None, 3)
+
+
+def test_the_api_error_on_a_flap_field_is_shown_beside_it_and_opens_the_section(
+    settings: Settings, page: RulesPage
+) -> None:
+    form = page.form
+    form.kind.value = "absence"
+    form.service.value = "api"
+    form.threshold.value = "5"
+    assert "at or above" in form.fields.hints["recovery_threshold"].value
+    form.fields.inputs["pending_minutes"].value = "0"
+    form.create_button.click()
+    assert "greater than or equal to 1" in form.errors["pending_minutes"].value
+    assert form.fields.advanced is not None and form.fields.advanced.selected_index == 0
+    form.fields.advanced.selected_index = None
+    form.fields.inputs["pending_minutes"].value = ""
+    form.fields.inputs["recovery_threshold"].value = "2"  # absence recovers at or above
+    form.create_button.click()
+    assert "at least threshold (5) for kind absence" in form.errors["recovery_threshold"].value
+    assert "Not created" in form.result.value and form.fields.advanced.selected_index == 0
+    form.kind.value = "threshold"
+    assert "below" in form.fields.hints["recovery_threshold"].value
+    assert not [r for r in _rules(settings) if r.service == "api"]
+    form.fields.inputs["recovery_threshold"].value = ""
+    form.create_button.click()
+    (rule,) = [r for r in _rules(settings) if r.service == "api"]
+    row = page.rows[rule.id]
+    row.edit_button.click()
+    ed = row.editor
+    assert ed.fields.advanced is not None and ed.fields.advanced.selected_index is None
+    ed.fields.inputs["recovery_threshold"].value = "8"  # above the threshold: refused on save
+    ed.save_button.click()
+    assert "at most threshold (5)" in ed.errors["recovery_threshold"].value
+    assert "Not saved" in ed.result.value and ed.fields.advanced.selected_index == 0
+    assert _rule(settings, rule.id).recovery_threshold is None
+
+
+def test_the_condition_of_an_absence_rule_recovers_at_or_above() -> None:
+    rule = AlertRule(
+        service="api",
+        threshold=3,
+        window_minutes=10,
+        kind="absence",
+        recovery_threshold=5,
+        pending_minutes=4,
+    )
+    assert condition_text(rule) == "< 3 events in 10 min for 4 min · recovers at or above 5"

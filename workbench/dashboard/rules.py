@@ -5,7 +5,9 @@ builder (:class:`RuleFields` over :data:`RULE_FIELDS`). Every rule kind
 (``docs/alerting.md``, "Rule kinds") is created and edited there: a kind selector
 shows the fields of the chosen kind (:data:`KIND_SHOWS`) and sends only those, the
 API's errors appear beside the field they name, and "Preview" replays the unsaved
-rule over the last 24 hours before it is saved.
+rule over the last 24 hours before it is saved. Flap control and reminders
+(``pendingMinutes``, ``repeatMinutes``, ``recoveryThreshold``: ``docs/alerting.md``,
+"Flap control and re-notify") sit in a collapsed "Advanced" section of both forms.
 """
 
 from __future__ import annotations
@@ -99,6 +101,22 @@ THRESHOLD_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+#: How the recovery threshold reads: resolve once the value is past it, on the quiet side
+#: (below for every kind but absence, at or above for absence: ``docs/alerting.md``).
+RECOVERY_HELP: dict[str, str] = {
+    "absence": "resolve only once at least this many events arrive again "
+    "(at or above the threshold; blank: the threshold)",
+    "ratio": "resolve only once the percent is below this (at most the threshold; "
+    "blank: the threshold)",
+}
+RECOVERY_HELP_DEFAULT = (
+    "resolve only once the value is below this (at most the threshold; blank: the threshold)"
+)
+#: The fields of the collapsed "Advanced" section (issue 15), in both forms.
+ADVANCED = ("pending_minutes", "repeat_minutes", "recovery_threshold")
+ADVANCED_TITLE = "Advanced: flap control and reminders"
+
+
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     """How one rule field is asked for: label, input kind, help line, what a blank means."""
@@ -160,6 +178,24 @@ RULE_FIELDS: dict[str, FieldSpec] = {
         blank=None,
     ),
     "severity": FieldSpec("Severity", "severity"),
+    "pending_minutes": FieldSpec(
+        "Pending (minutes)",
+        placeholder="optional",
+        help="open an incident only once the breach has held this long (blank: at once)",
+        blank=None,
+    ),
+    "repeat_minutes": FieldSpec(
+        "Repeat every (minutes)",
+        placeholder="never",
+        help="page again while the incident is open and not acknowledged (blank: never)",
+        blank=None,
+    ),
+    "recovery_threshold": FieldSpec(
+        "Recovery threshold",
+        placeholder="the threshold",
+        help=RECOVERY_HELP_DEFAULT,  # worded per kind (RECOVERY_HELP)
+        blank=None,
+    ),
 }
 NEW_RULE_DEFAULTS: dict[str, Any] = {
     "kind": "threshold",
@@ -173,10 +209,39 @@ NEW_RULE_DEFAULTS: dict[str, Any] = {
 EDITABLE = ("threshold", "window_minutes", "cooldown_minutes", "auto_resolve_minutes", "levels")
 #: The editor's kind selector and kind fields (shown per kind, like the create form's).
 KIND_EDITABLE = ("kind", "match", "min_events", "baseline_days", "sensitivity")
+#: What the editor shows, in order (the :data:`ADVANCED` fields in their collapsed section).
+EDITOR_FIELDS = (KIND_EDITABLE[0], *EDITABLE, *KIND_EDITABLE[1:], *ADVANCED)
 
 
 def condition_text(rule: Any) -> str:
-    """Return a rule's condition in a few words (``≥ 10 in 5 min``, ``≥ 20% of events in 10 min``)."""
+    """Return a rule's condition in a few words (``≥ 10 in 5 min``, ``≥ 20% of events in 10 min``).
+
+    Flap control and reminders follow when set: ``… for 2 min · repeats every 30 min ·
+    recovers below 3`` (``recovers at or above 5`` for absence).
+    """
+    return _breach_text(rule) + "".join(
+        f" · {part}" if i else f" {part}" for i, part in enumerate(_flap_parts(rule))
+    )
+
+
+def _flap_parts(rule: Any) -> list[str]:
+    parts: list[str] = []
+    pending = getattr(rule, "pending_minutes", None)
+    repeat = getattr(rule, "repeat_minutes", None)
+    recovery = getattr(rule, "recovery_threshold", None)
+    if pending:
+        parts.append(f"for {pending} min")
+    if repeat:
+        parts.append(f"repeats every {repeat} min")
+    if recovery is not None:
+        kind = getattr(rule, "kind", None) or "threshold"
+        unit = "%" if kind == "ratio" else ""
+        side = "at or above" if kind == "absence" else "below"
+        parts.append(f"recovers {side} {recovery:g}{unit}")
+    return parts
+
+
+def _breach_text(rule: Any) -> str:
     t, w = rule.threshold, rule.window_minutes
     kind = getattr(rule, "kind", None) or "threshold"
     if kind == "ratio":
@@ -201,6 +266,8 @@ def rule_values(rule: AlertRule, names: Sequence[str]) -> dict[str, Any]:
             out[name] = tuple(value or ())
         elif name == "kind":
             out[name] = value or "threshold"
+        elif isinstance(value, float):
+            out[name] = f"{value:g}"
         else:
             out[name] = "" if value is None else str(value)
     return out
@@ -231,6 +298,7 @@ class RuleFields:
         self.hints: dict[str, widgets.HTML] = {}
         self.rows: list[widgets.Widget] = []
         self.rows_by_name: dict[str, widgets.HBox] = {}
+        advanced_rows: list[widgets.Widget] = []
         for name in self.names:
             spec = RULE_FIELDS[name]
             w: Any
@@ -289,8 +357,17 @@ class RuleFields:
                 [w, widgets.VBox([err, hint])], layout=widgets.Layout(align_items="center")
             )
             row.add_class(f"{css}-row-{slug}")
-            self.rows.append(row)
+            (advanced_rows if name in ADVANCED else self.rows).append(row)
             self.rows_by_name[name] = row
+        #: The collapsed "Advanced" section holding the :data:`ADVANCED` fields (None without them).
+        self.advanced: widgets.Accordion | None = None
+        if advanced_rows:
+            self.advanced = widgets.Accordion(
+                children=[widgets.VBox(advanced_rows)], selected_index=None
+            )
+            self.advanced.set_title(0, ADVANCED_TITLE)
+            self.advanced.add_class(f"{css}-advanced")
+            self.rows.append(self.advanced)
         if "kind" in self.inputs:
             self.inputs["kind"].observe(lambda change: self.show_kind(change["new"]), "value")
         self.show_kind(self.kind)
@@ -313,13 +390,25 @@ class RuleFields:
         if "threshold" in self.inputs:
             self.inputs["threshold"].description = label
             self.hints["threshold"].value = f'<span class="wb-muted">{esc(help_)}</span>'
+        if "recovery_threshold" in self.hints:
+            recovery = RECOVERY_HELP.get(kind, RECOVERY_HELP_DEFAULT)
+            self.hints[
+                "recovery_threshold"
+            ].value = f'<span class="wb-muted">{esc(recovery)}</span>'
         self.clear_errors()
+
+    def open_advanced(self, shown: bool = True) -> None:
+        """Expand (or collapse) the "Advanced" section."""
+        if self.advanced is not None:
+            self.advanced.selected_index = 0 if shown else None
 
     def set_values(self, values: Mapping[str, Any]) -> None:
         """Show ``values`` in the inputs (and clear the errors)."""
         for name, value in values.items():
             if name in self.inputs:
                 self.inputs[name].value = value
+        if any(name in values for name in ADVANCED):  # open when it holds something
+            self.open_advanced(any(values.get(name) not in (None, "") for name in ADVANCED))
         self.clear_errors()
 
     def values(self) -> dict[str, Any]:
@@ -353,6 +442,8 @@ class RuleFields:
             target = self.errors.get(name)
             if target is not None:
                 target.value = field_error(msgs)
+                if name in ADVANCED:
+                    self.open_advanced()
         return sorted(k for k in messages if k)
 
 
@@ -416,8 +507,11 @@ class RuleForm:
         self.widget.add_class("wb-rule-form")
 
     def values(self) -> dict[str, Any]:
-        """Return the form as the dict RuleCreate validates (numbers still as typed)."""
-        return self.fields.values()
+        """Return the form as the dict RuleCreate validates (numbers still as typed).
+
+        The :data:`ADVANCED` fields are sent only when set.
+        """
+        return {k: v for k, v in self.fields.values().items() if not (k in ADVANCED and v is None)}
 
     def validate(self, refused: str = "Not created") -> RuleCreate | None:
         """Return the validated rule, or None after showing each field's error inline."""
@@ -444,10 +538,8 @@ class RuleForm:
             with store.session_for(self.page.ctx.settings) as session:
                 rule = store.create_rule(session, data, now=self.page.ctx.now())
         except Exception as exc:
-            msgs = validation_messages(exc) if hasattr(exc, "details") else {}
-            for name, m in msgs.items():
-                if name in self.errors:
-                    self.errors[name].value = field_error(m)
+            if hasattr(exc, "details"):
+                self.fields.show_errors(exc)
             self.result.value = f'<div class="wb-error-box">Not created: {esc(friendly_error(exc, self.page.ctx.settings))}</div>'
             return None
         finally:
@@ -462,6 +554,7 @@ class RuleForm:
         self.name.value = ""
         self.message.value = ""
         self.auto_resolve.value = ""
+        self.fields.set_values(dict.fromkeys(ADVANCED, ""))
         self.page.safe_reload()
         return rule
 
@@ -644,9 +737,7 @@ def backtest_figure(result: Any, rule: AlertRule) -> go.Figure | None:
 class RuleEditor:
     """The editor of an existing rule, under its row: the :data:`EDITABLE` fields, save, cancel."""
 
-    def __init__(
-        self, row: RuleRow, names: Sequence[str] = (KIND_EDITABLE[0], *EDITABLE, *KIND_EDITABLE[1:])
-    ) -> None:
+    def __init__(self, row: RuleRow, names: Sequence[str] = EDITOR_FIELDS) -> None:
         self.row = row
         self.fields = RuleFields(
             names, {"kind": row.rule.kind or "threshold"}, css="wb-edit", error_css="wb-edit-error"
@@ -659,8 +750,9 @@ class RuleEditor:
         self.levels: Any = f.get("levels")
         self.errors = self.fields.errors
         self.note = widgets.HTML(
-            '<span class="wb-muted">Threshold, window, cooldown and auto-resolve keep an open '
-            "incident (the next evaluation decides); changing the levels resolves its open "
+            '<span class="wb-muted">Threshold, window, cooldown, auto-resolve and the advanced '
+            "fields keep an open incident (the next evaluation decides); changing the levels "
+            "resolves its open "
             "incident, as the rule then watches something else.</span>"
         )
         self.save_button = widgets.Button(
