@@ -96,3 +96,29 @@ def test_create_a_match_rule_with_a_preview_in_the_browser(
     page.click(".wb-rule-create")
     page.wait_for_selector(".wb-form-result .wb-ok-box:has-text('Created rule')", timeout=15_000)
     wait_until(lambda: _kinds(settings).get("auth failures") == "match", timeout=10)
+
+
+def _flap(settings: Settings, name: str) -> tuple[object, ...] | None:
+    with session_scope(get_engine(settings.database_url)) as s:
+        rule = s.exec(select(AlertRule).where(AlertRule.name == name)).first()
+        return None if rule is None else (rule.pending_minutes, rule.repeat_minutes)
+
+
+def test_set_flap_control_in_the_collapsed_advanced_section(
+    server: tuple[str, Settings, Seeded], page: Any  # noqa: F811
+) -> None:
+    base, settings, _ = server
+    _open(page, base, "rules")
+    pending = ".wb-rule-pending-minutes input"
+    assert not page.is_visible(pending)  # collapsed by default
+    page.click(".wb-rule-advanced >> text=Advanced: flap control and reminders")
+    page.wait_for_selector(pending, state="visible", timeout=15_000)
+    page.fill(".wb-rule-name input", "flappy")
+    page.fill(".wb-rule-service input", "api")
+    page.fill(pending, "2")
+    page.fill(".wb-rule-repeat-minutes input", "30")
+    page.click(".wb-rule-create")
+    page.wait_for_selector(".wb-form-result .wb-ok-box:has-text('Created rule')", timeout=15_000)
+    wait_until(lambda: _flap(settings, "flappy") == (2, 30), timeout=10)
+    row = page.wait_for_selector(".wb-rule-row:has-text('flappy')", timeout=15_000)
+    assert "for 2 min · repeats every 30 min" in row.inner_text()
