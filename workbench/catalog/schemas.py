@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -70,9 +70,27 @@ class _Edge(BaseModel):
 
 
 class _Input(_Edge):
-    """Base of request bodies: unknown keys are an error naming the key (typos do not pass)."""
+    """Base of request bodies: unknown keys are an error naming the key (typos do not pass).
+
+    Every field also refuses NUL characters in text (PostgreSQL cannot store them: a
+    500 there instead of a 400) and ``true``/``false`` where a number is expected
+    (pydantic would read ``true`` as 1).
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul_no_bool_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            types = {annotation, *get_args(annotation)}
+            if bool not in types and types & {int, float}:
+                raise ValueError("must be a number, not true or false")
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
 
 
 def _normalise_levels(value: Any) -> Any:
