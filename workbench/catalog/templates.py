@@ -14,7 +14,11 @@ building at most :data:`MAX_PRODUCT` items and ``**`` exponents at most
 :data:`MAX_EXPONENT`; every ``for`` loop of one render shares a budget of
 :data:`MAX_LOOP_STEPS` steps, so nested loops that print nothing cannot keep the tick
 busy), undefined names render empty, and rendering stops once the
-output passes :data:`MAX_OUTPUT_CHARS` (then it is cut there). The HTML environment autoescapes.
+output passes :data:`MAX_OUTPUT_CHARS` (then it is cut there). The sandbox is the
+immutable one: ``payload.evidence.clear()`` cannot change what the channel sends.
+Numbers given to calls and filters (``'x'.ljust(n)``, ``|center(n)``), printf and
+``format`` widths, strings joined with ``+``/``~`` and integers built with ``*``/``**``
+are bounded too, and ``lipsum`` is gone. The HTML environment autoescapes.
 A template that fails at render time falls back to the default text with a note,
 so a bad template never loses a page.
 """
@@ -22,13 +26,17 @@ so a bad template never loses a page.
 from __future__ import annotations
 
 import contextvars
+import functools
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.runtime import markup_join
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SecurityError
+from jinja2.visitor import NodeTransformer
 
 from workbench.errors import ValidationError
 
@@ -40,9 +48,16 @@ MAX_OUTPUT_CHARS = 4000
 #: Largest string/list a template may build with ``*`` and largest ``**`` exponent.
 MAX_PRODUCT = 100_000
 MAX_EXPONENT = 100
+#: Largest integer (in bits) a template may build with ``*`` or ``**`` (about 30 000 digits).
+MAX_INT_BITS = 100_000
 #: Loop steps one render may take, all ``for`` loops together (about 0.1 s of Jinja2).
 MAX_LOOP_STEPS = 200_000
 _LOOP_GUARD = "__workbench_loop_steps"
+_CONCAT_GUARD = "__workbench_concat"
+#: A printf conversion's flags, width and precision (``%300000000d``), or a ``{...}`` field.
+_PRINTF_SPEC = re.compile(r"%[^a-zA-Z%]*")
+_FORMAT_FIELD = re.compile(r"\{[^{}]*\}")
+_BIG_NUMBER = re.compile(r"\d{6,}")
 #: The steps left in the current render (a one-element list, decremented in place).
 _steps_left: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "template_steps_left", default=None
@@ -61,17 +76,100 @@ def _counted(iterable: Any) -> Iterator[Any]:
         yield item
 
 
-class BoundedSandbox(SandboxedEnvironment):
-    """The sandbox, plus bounds on ``*`` and ``**`` (``{{ 'x' * 10**10 }}`` would exhaust memory)."""
+def _check_sizes(args: Any) -> None:
+    """Raise SecurityError if ``args`` (a value, tuple, list or dict) holds a number above MAX_PRODUCT."""
+    values = args.values() if isinstance(args, dict) else args
+    values = values if isinstance(values, tuple | list) else [values]
+    for value in values:
+        if isinstance(value, int | float) and abs(value) > MAX_PRODUCT:
+            raise SecurityError(f"a size above {MAX_PRODUCT} given to a call or filter")
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def _check_spec(text: str, pattern: re.Pattern[str]) -> None:
+    """Raise SecurityError if a printf/format field of ``text`` asks a width above 99 999."""
+    if any(_BIG_NUMBER.search(spec) for spec in pattern.findall(text)):
+        raise SecurityError("a format width or precision above 99999")
+
+
+def _check_printf(text: str, args: Any) -> None:
+    _check_spec(text, _PRINTF_SPEC)
+    _check_sizes(args)
+
+
+def _bounded_filter(name: str, filter_: Any, check: Any) -> Any:
+    """Return ``filter_`` with ``check(value, args, kwargs)`` run first (SecurityError if too big)."""
+
+    @functools.wraps(filter_)  # keeps Jinja2's pass_environment mark
+    def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        check(value, args, kwargs)
+        return filter_(value, *args, **kwargs)
+
+    return bounded
+
+
+def _concat(*items: Any) -> Any:
+    """Return ``a ~ b ~ ...`` as Jinja2 would; SecurityError when longer than MAX_PRODUCT."""
+    out = markup_join(items)
+    if len(out) > MAX_PRODUCT:
+        raise SecurityError(f"a joined string longer than {MAX_PRODUCT}")
+    return out
+
+
+class _GuardConcat(NodeTransformer):
+    """Route every ``~`` through :func:`_concat` (Jinja2 joins them outside the sandbox's hooks)."""
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return nodes.Call(nodes.Name(_CONCAT_GUARD, "load"), list(node.nodes), [], None, None)
+
+
+def _int_bits(value: Any) -> int:
+    return abs(value).bit_length() if isinstance(value, int) else 0
+
+
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus bounds on what one expression may build.
+
+    ``{{ 'x' * 10**10 }}`` or ``{{ 'x'|center(10**9) }}`` would exhaust memory, repeated
+    ``**`` or squaring an integer in a loop would keep the tick busy for minutes.
+    """
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        """Call ``__obj`` unless a number argument is too big (``'x'.ljust(10**9)``)."""
+        _check_sizes(args)
+        _check_sizes(kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """Return the sandbox's ``str.format``, refused when a field asks a huge width."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_spec(value.__self__, _FORMAT_FIELD)
+        return wrapped
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         """Return ``left <operator> right``; SecurityError when the result would be too big."""
+        if operator == "+":
+            sequences = isinstance(left, str | list | tuple) and isinstance(
+                right, str | list | tuple
+            )
+            if sequences and len(left) + len(right) > MAX_PRODUCT:
+                raise SecurityError(f"a joined sequence longer than {MAX_PRODUCT}")
+            return left + right
+        if operator == "%":
+            if isinstance(left, str):
+                _check_printf(left, right)
+            return left % right
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
                 raise SecurityError(f"exponent above {MAX_EXPONENT}")
+            if isinstance(right, int) and _int_bits(left) * right > MAX_INT_BITS:
+                raise SecurityError(f"an integer above {MAX_INT_BITS} bits")
             return left**right
+        if _int_bits(left) + _int_bits(right) > MAX_INT_BITS:
+            raise SecurityError(f"an integer above {MAX_INT_BITS} bits")
         for seq, n in ((left, right), (right, left)):
             if (
                 isinstance(seq, str | list | tuple)
@@ -86,7 +184,8 @@ class BoundedSandbox(SandboxedEnvironment):
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Call(nodes.Name(_LOOP_GUARD, "load"), [loop.iter], [], None, None)
-        return tree
+        guarded: nodes.Template = _GuardConcat().visit(tree)
+        return guarded
 
 
 @lru_cache(maxsize=2)
@@ -100,6 +199,19 @@ def environment(html: bool = False) -> SandboxedEnvironment:
         keep_trailing_newline=False,
     )
     env.globals[_LOOP_GUARD] = _counted
+    env.globals[_CONCAT_GUARD] = _concat
+    env.globals.pop("lipsum", None)  # lipsum(10**6) builds megabytes of text at once
+    for name in ("center", "indent", "wordwrap", "truncate"):
+        env.filters[name] = _bounded_filter(
+            name,
+            env.filters[name],
+            lambda value, args, kwargs: _check_sizes([*args, *kwargs.values()]),
+        )
+    env.filters["format"] = _bounded_filter(
+        "format",
+        env.filters["format"],
+        lambda value, args, kwargs: _check_printf(str(value), [*args, *kwargs.values()]),
+    )
     return env
 
 
@@ -145,7 +257,7 @@ def render_or_none(source: str | None, payload: dict[str, Any]) -> tuple[str | N
         return None, None
     try:
         return render(source, payload), None
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, RecursionError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:300]
 
 
