@@ -2,7 +2,7 @@
 
 For each incident that pages at a tick, :func:`gather_evidence` reads the
 incident's window once (one bounded read of the lake: the rule's service, levels
-and message filter in ``(now - window, now]``, five columns, at most
+and message filter, or a match rule's ``match`` text, in ``(now - window, now]``, five columns, at most
 :data:`MAX_ROWS` newest rows) and returns ``evidence`` for the payload:
 
 * ``topPatterns``: up to :data:`TOP_PATTERNS` message patterns
@@ -82,6 +82,10 @@ def window_rows(lake_url: str, rule: RuleState, now: datetime) -> pl.DataFrame:
     )
     if rule.message_contains:
         predicate &= pl.col("message").str.contains(rule.message_contains, literal=True)
+    if rule.kind == "match" and rule.match:
+        # As the match kind counts: the message contains ``match``, literal, case-insensitive.
+        folded = pl.col("message").str.to_lowercase()
+        predicate &= folded.str.contains(rule.match.lower(), literal=True)
     return (
         reader.scan(lake_url, start, now)
         .filter(predicate)
@@ -132,7 +136,7 @@ def gather_evidence(
             levels=rule.levels,
             start=now - rule.window,
             end=now,
-            text=rule.message_contains,
+            text=rule.match if rule.kind == "match" else rule.message_contains,
         )
     }
     try:
