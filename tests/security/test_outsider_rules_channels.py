@@ -200,6 +200,13 @@ def test_a_template_cannot_change_the_payload_it_renders(api: TestClient, templa
         "{% endfor %}{{ 1 }}",
         "{% set ns = namespace(a='xy') %}{% for i in range(40) %}{% set ns.a = ns.a + ns.a %}"
         "{% endfor %}{{ 1 }}",
+        "{{ ('x' * 99999).replace('x', 'y' * 99999) }}",
+        "{{ ('x' * 99999)|replace('x', 'y' * 99999) }}",
+        "{{ ('x' * 99999).join(['a'] * 99999) }}",
+        "{{ ('x' * 99999).join((['a'] * 99999)|map('upper')) }}",
+        "{{ (['a' * 99999] * 99999)|join }}",
+        "{{ (['a'] * 99999)|join('x' * 99999) }}",
+        "{{ ('\t' * 99999).expandtabs(99999) }}",
     ],
 )
 def test_a_template_cannot_allocate_or_compute_without_bound(template: str) -> None:

@@ -96,6 +96,56 @@ def _check_printf(text: str, args: Any) -> None:
     _check_sizes(args)
 
 
+def _check_built(size: int) -> None:
+    if size > MAX_PRODUCT:
+        raise SecurityError(f"a string longer than {MAX_PRODUCT}")
+
+
+def _replaced_size(text: Any, old: Any, new: Any) -> int:
+    """Return how long ``text.replace(old, new)`` can get (0 when they are not strings)."""
+    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
+        return 0
+    hits = text.count(old) if old else len(text) + 1
+    return len(text) + hits * len(new)
+
+
+def _joined_size(sep: Any, items: list[Any]) -> int:
+    """Return about how long ``sep.join(items)`` gets (strings counted, others as short)."""
+    sep_len = len(sep) if isinstance(sep, str) else 0
+    return sum(len(i) if isinstance(i, str) else 0 for i in items) + sep_len * len(items)
+
+
+def _bounded_str_call(obj: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Check ``str.replace/join/expandtabs`` calls; return the args (join's iterable as a list)."""
+    owner, name = getattr(obj, "__self__", None), getattr(obj, "__name__", "")
+    if not isinstance(owner, str):
+        return args
+    if name == "replace" and len(args) >= 2:
+        _check_built(_replaced_size(owner, args[0], args[1]))
+    elif name == "join" and len(args) == 1:
+        items = list(_counted(args[0]))
+        _check_built(_joined_size(owner, items))
+        return (items,)
+    elif name == "expandtabs" and args and isinstance(args[0], int):
+        _check_built(len(owner) + owner.count("\t") * args[0])
+    return args
+
+
+def _bounded_join(join: Any) -> Any:
+    """Return the ``join`` filter, refusing a result longer than MAX_PRODUCT."""
+
+    @functools.wraps(join)
+    def bounded(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
+        items = list(_counted(value))
+        if attribute is None:
+            _check_built(_joined_size(d, items))
+        result = join(eval_ctx, items, d, attribute)
+        _check_built(len(result))
+        return result
+
+    return bounded
+
+
 def _bounded_filter(name: str, filter_: Any, check: Any) -> Any:
     """Return ``filter_`` with ``check(value, args, kwargs)`` run first (SecurityError if too big)."""
 
@@ -140,6 +190,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         """Call ``__obj`` unless a number argument is too big (``'x'.ljust(10**9)``)."""
         _check_sizes(args)
         _check_sizes(kwargs)
+        args = _bounded_str_call(__obj, args)
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Any:
@@ -207,6 +258,14 @@ def environment(html: bool = False) -> SandboxedEnvironment:
             env.filters[name],
             lambda value, args, kwargs: _check_sizes([*args, *kwargs.values()]),
         )
+    env.filters["replace"] = _bounded_filter(
+        "replace",
+        env.filters["replace"],
+        lambda eval_ctx, args, kwargs: (
+            _check_built(_replaced_size(*args[:3])) if len(args) >= 3 else None
+        ),
+    )
+    env.filters["join"] = _bounded_join(env.filters["join"])
     env.filters["format"] = _bounded_filter(
         "format",
         env.filters["format"],
