@@ -124,7 +124,12 @@ def parse_bound(
     else:
         return parse_instant(value, field, message=message)
     if end:
-        day = day + timedelta(days=1)
+        try:
+            day = day + timedelta(days=1)
+        except OverflowError:  # 9999-12-31 has no next day: a 400 naming the field, not a 500
+            raise _invalid(
+                field, f"out of range: {value!r} is the last day there is", message
+            ) from None
     return datetime.combine(day, time(), UTC)
 
 

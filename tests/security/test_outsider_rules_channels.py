@@ -214,3 +214,20 @@ def test_a_template_cannot_allocate_or_compute_without_bound(template: str) -> N
     text, error = render_or_none(template, {"service": "s", "type": "error_alert"})
     assert time.monotonic() - started < 1.0
     assert text is None and error is not None
+
+
+# ---------------------------------------------------------------- the Logs page's link window
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [("9999-12-31", "9999-12-31"), ("2026-01-01", "9999-12-31")]
+)
+def test_a_link_window_ending_on_the_last_day_is_a_validation_error_naming_to(
+    start: str, end: str
+) -> None:
+    from workbench.dashboard.logs import link_window
+    from workbench.errors import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        link_window(start, end)
+    assert "to" in caught.value.details
