@@ -49,3 +49,24 @@ def test_a_match_rules_evidence_holds_only_the_matching_events(settings: Setting
     assert [p["count"] for p in evidence["topPatterns"]] == [3]
     query = parse_qs(urlsplit(evidence["logsUrl"]).query)
     assert query["text"] == ["disk full on /var (a.*b"]
+
+
+def test_a_megabyte_message_and_meta_that_is_not_json_are_cut(settings: Settings) -> None:
+    write_events(
+        settings.lake_url,
+        [
+            {
+                "timestamp": NOW - timedelta(seconds=1),
+                "service": "auth",
+                "level": "error",
+                "message": "M" * 1_000_000,
+                "meta": {"blob": "\x00\ud7ff" + "m" * 1_000_000},
+            }
+        ],
+    )
+    rule = RuleState(rule_id="r1", service="auth", threshold=1, window=timedelta(minutes=5))
+    evidence = gather_evidence(settings.lake_url, rule, NOW, "http://dash")
+    [event] = evidence["sample"]
+    assert len(event["message"]) == 500 and event["message"].endswith("…")
+    assert len(event["meta"]) == 1000 and event["meta"].endswith("…")
+    assert len(evidence["topPatterns"][0]["example"]) == 500

@@ -231,3 +231,34 @@ def test_a_link_window_ending_on_the_last_day_is_a_validation_error_naming_to(
     with pytest.raises(ValidationError) as caught:
         link_window(start, end)
     assert "to" in caught.value.details
+
+
+# ---------------------------------------------------------------- what held (kept as tests)
+
+
+def test_a_template_rendering_to_blank_sends_the_default_text(api: TestClient) -> None:
+    for channel_type in ("slack", "webhook"):
+        cid = _channel(api, "{% if false %}x{% endif %}  \n ", channel_type)
+        res = api.post(f"/api/alerts/channels/{cid}/preview")  # the channel is disabled
+        assert res.status_code == 200, res.text
+        assert res.json()["subject"].startswith("[FIRING] example: 12 errors")
+        assert res.json()["body"]["text"].startswith("[FIRING] example: 12 errors")
+
+
+def test_an_email_subject_is_one_line_whatever_the_template(data_dir: Any) -> None:
+    smtp = "smtp://127.0.0.1:2525?starttls=false&from=alerts@workbench.test"
+    settings = Settings(WORKBENCH_DATA_DIR=data_dir, WORKBENCH_SMTP_URL=smtp)  # type: ignore[call-arg]
+    init_db(get_engine(settings.database_url))
+    with TestClient(_app(settings), raise_server_exceptions=False) as api:
+        res = api.post(
+            "/api/alerts/channels",
+            json={
+                "type": "email",
+                "target": "oncall@example.com",
+                "template": "\r\n  a\r\nBcc: evil@example.com\u2028\x0bb",
+            },
+        )
+        assert res.status_code == 201, res.text
+        preview = api.post(f"/api/alerts/channels/{res.json()['id']}/preview").json()
+    dispose_engine(settings.database_url)
+    assert preview["body"]["subject"] == preview["subject"] == "a"
