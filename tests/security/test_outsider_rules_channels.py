@@ -210,6 +210,36 @@ def test_a_template_cannot_change_the_payload_it_renders(api: TestClient, templa
     ],
 )
 def test_a_template_cannot_allocate_or_compute_without_bound(template: str) -> None:
+    _renders_refused_at_once(template)
+
+
+_DOUBLED = (
+    "{% set ns = namespace(a=[1]) %}{% for i in range(40) %}{% set ns.a = [ns.a, ns.a] %}"
+    "{% endfor %}"
+)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        _DOUBLED + "{{ ns.a }}",
+        _DOUBLED + "{{ ns.a|string|length }}",
+        _DOUBLED + "{{ [ns.a]|join }}",
+        _DOUBLED + "{{ 'x' ~ ns.a }}",
+        _DOUBLED + "{{ '%s' % (ns.a,) }}",
+        _DOUBLED + "{{ ns.a|tojson|length }}",
+        _DOUBLED + "{{ '{}'.format(ns.a) }}",
+        _DOUBLED + "{{ ns.a|pprint|length }}",
+        "{{ ['x' * 99999] * 99999 }}",
+        "{{ (['x' * 99999] * 99999)|string|length }}",
+    ],
+)
+def test_a_template_cannot_print_a_structure_without_bound(template: str) -> None:
+    """Shared references make a small structure whose text is exponential (2**40 lists)."""
+    _renders_refused_at_once(template)
+
+
+def _renders_refused_at_once(template: str) -> None:
     started = time.monotonic()
     text, error = render_or_none(template, {"service": "s", "type": "error_alert"})
     assert time.monotonic() - started < 1.0

@@ -50,6 +50,8 @@ MAX_PRODUCT = 100_000
 MAX_EXPONENT = 100
 #: Largest integer (in bits) a template may build with ``*`` or ``**`` (about 30 000 digits).
 MAX_INT_BITS = 100_000
+#: Most characters a value may print as (shared references can make a small list print 2**40 items).
+MAX_PRINTED = 1_000_000
 #: Loop steps one render may take, all ``for`` loops together (about 0.1 s of Jinja2).
 MAX_LOOP_STEPS = 200_000
 _LOOP_GUARD = "__workbench_loop_steps"
@@ -96,6 +98,42 @@ def _check_printf(text: str, args: Any) -> None:
     _check_sizes(args)
 
 
+def _printed_size(value: Any, cap: int = MAX_PRINTED) -> int:
+    """Return about how many characters ``str(value)`` takes, counting up to just past ``cap``.
+
+    Every nested item is counted as often as it prints (shared references too), so the
+    walk stops early on a structure whose text would be huge.
+    """
+    size, stack = 0, [value]
+    while stack and size <= cap:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 + 2 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            size += 2 + 2 * len(item)
+            stack.extend(item)
+        else:
+            size += 8
+    return size
+
+
+def _check_printed(*values: Any) -> None:
+    """Raise SecurityError if ``values`` would print as more than MAX_PRINTED characters."""
+    if sum(_printed_size(v) for v in values) > MAX_PRINTED:
+        raise SecurityError(f"a value printing as more than {MAX_PRINTED} characters")
+
+
+def _finalize(value: Any) -> Any:
+    """Check every ``{{ ... }}`` value before Jinja2 turns it into text."""
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        _check_printed(value)
+    return value
+
+
 def _check_built(size: int) -> None:
     if size > MAX_PRODUCT:
         raise SecurityError(f"a string longer than {MAX_PRODUCT}")
@@ -137,6 +175,7 @@ def _bounded_join(join: Any) -> Any:
     @functools.wraps(join)
     def bounded(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> Any:
         items = list(_counted(value))
+        _check_printed(*items)
         if attribute is None:
             _check_built(_joined_size(d, items))
         result = join(eval_ctx, items, d, attribute)
@@ -159,6 +198,7 @@ def _bounded_filter(name: str, filter_: Any, check: Any) -> Any:
 
 def _concat(*items: Any) -> Any:
     """Return ``a ~ b ~ ...`` as Jinja2 would; SecurityError when longer than MAX_PRODUCT."""
+    _check_printed(*items)
     out = markup_join(items)
     if len(out) > MAX_PRODUCT:
         raise SecurityError(f"a joined string longer than {MAX_PRODUCT}")
@@ -190,6 +230,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         """Call ``__obj`` unless a number argument is too big (``'x'.ljust(10**9)``)."""
         _check_sizes(args)
         _check_sizes(kwargs)
+        _check_printed(*args, *kwargs.values())
         args = _bounded_str_call(__obj, args)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -208,10 +249,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             )
             if sequences and len(left) + len(right) > MAX_PRODUCT:
                 raise SecurityError(f"a joined sequence longer than {MAX_PRODUCT}")
+            if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                _check_printed(left, right)
             return left + right
         if operator == "%":
             if isinstance(left, str):
                 _check_printf(left, right)
+                _check_printed(right)
             return left % right
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
@@ -228,6 +272,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
                 and len(seq) * n > MAX_PRODUCT
             ):
                 raise SecurityError(f"a repeated sequence longer than {MAX_PRODUCT}")
+            repeated = isinstance(seq, list | tuple) and isinstance(n, int) and n > 0
+            if repeated and _printed_size(seq, MAX_PRINTED // n + 1) * n > MAX_PRINTED:
+                raise SecurityError(f"a value printing as more than {MAX_PRINTED} characters")
         return left * right
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
@@ -244,6 +291,7 @@ def environment(html: bool = False) -> SandboxedEnvironment:
     """Return the sandboxed environment (autoescaping when ``html``)."""
     env = BoundedSandbox(
         autoescape=html,
+        finalize=_finalize,
         undefined=jinja2.Undefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -266,6 +314,10 @@ def environment(html: bool = False) -> SandboxedEnvironment:
         ),
     )
     env.filters["join"] = _bounded_join(env.filters["join"])
+    for name in ("string", "tojson", "pprint", "list", "unique", "sort"):
+        env.filters[name] = _bounded_filter(
+            name, env.filters[name], lambda value, args, kwargs: _check_printed(value, *args)
+        )
     env.filters["format"] = _bounded_filter(
         "format",
         env.filters["format"],
