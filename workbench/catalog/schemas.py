@@ -86,10 +86,10 @@ class _Input(_Edge):
             annotation = cls.model_fields[info.field_name].annotation
             types = {annotation, *get_args(annotation)}
             if bool not in types and types & {int, float}:
-                raise ValueError("must be a number, not true or false")
+                raise PydanticCustomError("number_type", "must be a number, not true or false")
         texts = value if isinstance(value, list) else [value]
         if any(isinstance(text, str) and "\x00" in text for text in texts):
-            raise ValueError("must not contain NUL (\\u0000) characters")
+            raise PydanticCustomError("string_nul", "must not contain NUL (\\u0000) characters")
         return value
 
 
