@@ -292,3 +292,53 @@ def test_an_email_subject_is_one_line_whatever_the_template(data_dir: Any) -> No
         preview = api.post(f"/api/alerts/channels/{res.json()['id']}/preview").json()
     dispose_engine(settings.database_url)
     assert preview["body"]["subject"] == preview["subject"] == "a"
+
+
+def test_ratio_over_silence_anomaly_without_history_and_literal_match_evaluate_quietly(
+    api: TestClient, settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.factories import write_events
+    from workbench.alerting.evaluate import evaluate
+
+    now = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
+    messages = ["axxb", "[oops", "A.*B literal", "100% cpu"]
+    write_events(
+        settings.lake_url,
+        [
+            {
+                "timestamp": now - timedelta(seconds=5),
+                "service": "svc",
+                "level": "error",
+                "message": m,
+            }
+            for m in messages
+        ],
+    )
+    rules = {
+        "ratio": dict(service="ghost", kind="ratio", threshold=50, minEvents=1),
+        "anomaly": dict(service="ghost", kind="anomaly", threshold=1, sensitivity=0.0001),
+        "new": dict(service="svc", kind="new_pattern", threshold=1, baselineDays=28),
+        "a.*b": dict(kind="match", match="a.*b", threshold=1),
+        "[": dict(kind="match", match="[", threshold=1),
+        "_": dict(kind="match", match="_", threshold=1),
+    }
+    for name, body in rules.items():
+        _rule(api, name=name, **body)
+    result = evaluate(
+        engine=get_engine(settings.database_url),
+        lake_url=settings.lake_url,
+        now=now,
+        dashboard_url="http://dash",
+        dry_run=True,
+    )
+    got = {o.name: (o.count, o.reason) for o in result.outcomes}
+    assert got == {
+        "ratio": (0, "too_few_events"),
+        "anomaly": (0, "no_baseline"),
+        "new": (got["new"][0], "no_baseline"),  # no history: nothing is new yet
+        "a.*b": (1, "created"),
+        "[": (1, "created"),
+        "_": (0, "below_threshold"),
+    }
