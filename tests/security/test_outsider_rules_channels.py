@@ -342,3 +342,19 @@ def test_ratio_over_silence_anomaly_without_history_and_literal_match_evaluate_q
         "[": (1, "created"),
         "_": (0, "below_threshold"),
     }
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ '{} errors'.format(errorCount) }}",
+        "{{ '%d errors' % errorCount }}",
+        "{{ '%d errors'|format(errorCount) }}",
+        "{{ '%s errors' % (errorCount,) }}",
+        "{{ errorCount ~ ' errors' }}",
+        "{{ [errorCount, 'errors']|join(' ') }}",
+    ],
+)
+def test_the_bounds_leave_big_counts_alone(template: str) -> None:
+    text, error = render_or_none(template, {"errorCount": 2_000_000})
+    assert (text, error) == ("2000000 errors", None)

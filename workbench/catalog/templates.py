@@ -60,6 +60,8 @@ _CONCAT_GUARD = "__workbench_concat"
 _PRINTF_SPEC = re.compile(r"%[^a-zA-Z%]*")
 _FORMAT_FIELD = re.compile(r"\{[^{}]*\}")
 _BIG_NUMBER = re.compile(r"\d{6,}")
+#: The ``str`` methods whose number arguments are the size of what they build.
+_SIZED = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
 #: The steps left in the current render (a one-element list, decremented in place).
 _steps_left: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "template_steps_left", default=None
@@ -94,8 +96,10 @@ def _check_spec(text: str, pattern: re.Pattern[str]) -> None:
 
 
 def _check_printf(text: str, args: Any) -> None:
+    specs = _PRINTF_SPEC.findall(text)
     _check_spec(text, _PRINTF_SPEC)
-    _check_sizes(args)
+    if any("*" in spec for spec in specs):  # ``%*d``: the width is one of the arguments
+        _check_sizes(args)
 
 
 def _printed_size(value: Any, cap: int = MAX_PRINTED) -> int:
@@ -227,9 +231,10 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
-        """Call ``__obj`` unless a number argument is too big (``'x'.ljust(10**9)``)."""
-        _check_sizes(args)
-        _check_sizes(kwargs)
+        """Call ``__obj`` unless a size argument is too big (``'x'.ljust(10**9)``)."""
+        if isinstance(getattr(__obj, "__self__", None), str) and __obj.__name__ in _SIZED:
+            _check_sizes(args)
+            _check_sizes(kwargs)
         _check_printed(*args, *kwargs.values())
         args = _bounded_str_call(__obj, args)
         return super().call(__context, __obj, *args, **kwargs)
