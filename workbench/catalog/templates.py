@@ -16,8 +16,9 @@ building at most :data:`MAX_PRODUCT` items and ``**`` exponents at most
 busy), undefined names render empty, and rendering stops once the
 output passes :data:`MAX_OUTPUT_CHARS` (then it is cut there). The sandbox is the
 immutable one: ``payload.evidence.clear()`` cannot change what the channel sends.
-Numbers given to calls and filters (``'x'.ljust(n)``, ``|center(n)``), printf and
-``format`` widths, strings joined with ``+``/``~`` and integers built with ``*``/``**``
+Sizes given to calls and filters (``'x'.ljust(n)``, ``|center(n)``), printf and
+``format`` widths, strings joined with ``+``/``~``/``join`` or grown by ``replace``,
+integers built with ``*``/``**`` and the printed size of any value (:data:`MAX_PRINTED`)
 are bounded too, and ``lipsum`` is gone. The HTML environment autoescapes.
 A template that fails at render time falls back to the default text with a note,
 so a bad template never loses a page.
