@@ -19,7 +19,7 @@ from workbench.alerting import messages
 from workbench.catalog import models as m
 from workbench.catalog.channels import PAGING_TYPES, get_channel
 from workbench.catalog.incidents import list_incidents
-from workbench.catalog.payload import build_payload, incident_url, iso_z
+from workbench.catalog.payload import build_payload, incident_payload, incident_url, iso_z
 
 
 def sample_payload(now: datetime, dashboard_url: str) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def sample_payload(now: datetime, dashboard_url: str) -> dict[str, Any]:
     return payload
 
 
-def incident_payload(
+def newest_payload(
     session: Session, incident: m.AlertIncident, dashboard_url: str
 ) -> dict[str, Any]:
     """Return the newest page payload sent (or queued) for ``incident``, else one built from it."""
@@ -87,18 +87,8 @@ def incident_payload(
     ).first()
     if stored is not None:
         return dict(stored.payload)
-    return build_payload(
-        event_type="error_alert",
-        service=incident.service,
-        error_count=incident.error_count,
-        window_minutes=incident.window_minutes,
-        triggered_at=incident.triggered_at,
-        incident_id=incident.id,
-        rule_id=incident.rule_id,
-        threshold=incident.threshold,
-        status=incident.status,
-        severity=incident.severity,
-        dashboard_url=dashboard_url,
+    return incident_payload(
+        incident, event_type="error_alert", status=incident.status, dashboard_url=dashboard_url
     )
 
 
@@ -120,7 +110,7 @@ def render_preview(
     """Return :func:`preview_channel`'s answer for ``channel``, saved or not (the dashboard's form)."""
     newest = list_incidents(session=session, limit=1)
     if newest:
-        payload = incident_payload(session, newest[0], dashboard_url)
+        payload = newest_payload(session, newest[0], dashboard_url)
         source, incident_id = "incident", str(newest[0].id)
     else:
         payload = sample_payload(now, dashboard_url)

@@ -187,7 +187,7 @@ def queue_resolved(
     together (the outbox then delivers at least once). Returns how many were queued.
     ``dashboard_url`` defaults to ``WORKBENCH_DASHBOARD_URL``.
     """
-    from workbench.catalog.payload import build_payload
+    from workbench.catalog.payload import incident_payload
 
     targets = paged_channels(session=session, incident_id=incident.id)
     if not targets:
@@ -196,17 +196,10 @@ def queue_resolved(
         from workbench.config import get_settings
 
         dashboard_url = get_settings().dashboard_url
-    payload = build_payload(
+    payload = incident_payload(
+        incident,
         event_type=RESOLVED_TYPE,
-        service=incident.service,
-        error_count=incident.error_count,
-        window_minutes=incident.window_minutes,
-        triggered_at=incident.triggered_at,
-        incident_id=incident.id,
-        rule_id=incident.rule_id,
-        threshold=incident.threshold,
         status="resolved",
-        severity=incident.severity,
         dashboard_url=dashboard_url,
         reason=reason,
     )

@@ -108,6 +108,34 @@ def build_payload(
     return body
 
 
+def incident_payload(
+    incident: Any, *, event_type: str, status: str, dashboard_url: str, reason: str | None = None
+) -> dict[str, Any]:
+    """Return the payload about a stored incident (an ``AlertIncident`` row) as it stands.
+
+    Used where a notification is built from the catalog alone: a manual resolve, and
+    the channel preview when nothing was sent yet.
+    """
+    kind = getattr(incident, "kind", None) or "threshold"
+    return build_payload(
+        event_type=event_type,
+        service=incident.service,
+        error_count=incident.error_count,
+        window_minutes=incident.window_minutes,
+        triggered_at=incident.triggered_at,
+        incident_id=incident.id,
+        rule_id=incident.rule_id,
+        threshold=incident.threshold,
+        status=status,
+        severity=incident.severity,
+        dashboard_url=dashboard_url,
+        reason=reason,
+        kind=kind,
+        baseline_value=getattr(incident, "baseline_value", None),
+        observed_value=getattr(incident, "observed_value", None),
+    )
+
+
 def build_test_payload(*, channel_name: str, now: datetime, dashboard_url: str) -> dict[str, Any]:
     """Return the payload of a "send test" notification (no incident behind it)."""
     return build_payload(
