@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from workbench.lake.reader import FileStat
+from workbench.lake import facts
+from workbench.lake.reader import FileStat, fact_version
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ _message_pruned_at = -60.0
 _index_queue: dict[str, FileStat] = {}  # path -> file, oldest request first
 _indexer: threading.Thread | None = None
 _INDEX_COLUMNS = ["service", "level", "message"]
+FACT_KIND = "msgidx"  # the kept index's kind in workbench.lake.facts
+_FACT_COLUMNS = ["messages", "services", "levels", "stops", "codes", "counts"]
 _DICTIONARY_PARQUET = ds.ParquetFileFormat(
     read_options=ds.ParquetReadOptions(dictionary_columns=_INDEX_COLUMNS)
 )
@@ -100,6 +104,10 @@ def message_index(stat: FileStat, *, wait: bool = True) -> MessageIndex | None:
         return known  # None: known not to be indexed (or dropped meanwhile: scan it)
     if not _message_index_has_room(stat.num_rows):
         return None
+    kept = _load_kept(stat)
+    if kept is not None:
+        _remember_message_index(key, kept)
+        return kept
     if not wait:
         _index_later(stat)
         return None
@@ -110,7 +118,101 @@ def message_index(stat: FileStat, *, wait: bool = True) -> MessageIndex | None:
     )
     index = _build_message_index(table)
     _remember_message_index(key, index)
+    if index is not None:
+        _keep(stat, index)
     return index
+
+
+def _keep(stat: FileStat, index: MessageIndex) -> None:
+    """Keep ``index`` on disk in a portable form (:mod:`workbench.lake.facts`, local lakes only).
+
+    Process-wide codes mean nothing to another process: kept are the file's distinct messages
+    once and each row's local code (a position in them), rows grouped by ``(service, level)``,
+    as one row of list columns (Arrow IPC): about 2 bytes per row plus the messages.
+    """
+    if facts.fact_path(stat.path, FACT_KIND, "0") is None:
+        return
+    with _message_lock:
+        messages = [_message_values[c] for c in index.dict_codes.tolist()]
+    frame = pl.DataFrame(
+        {
+            "messages": [pl.Series(messages, dtype=pl.String)],
+            "services": [pl.Series([k[0][0] for k in index.keys], dtype=pl.String)],
+            "levels": [pl.Series([k[0][1] for k in index.keys], dtype=pl.String)],
+            "stops": [pl.Series([k[2] for k in index.keys], dtype=pl.Int64)],
+            "codes": [pl.Series(index.codes)],
+            "counts": [pl.Series(index.counts)],
+        }
+    )
+    facts.write_frame(stat.path, FACT_KIND, fact_version(stat), frame)
+
+
+def _load_kept(stat: FileStat) -> MessageIndex | None:
+    """Return the index kept on disk for this version of the file, mapped into this process.
+
+    None when none is kept, when it is damaged or belongs to other rows (it is then built
+    again from the file), or when its messages would take the dictionary past its cap.
+    """
+    frame = facts.read_frame(stat.path, FACT_KIND, fact_version(stat))
+    if frame is None:
+        return None
+    try:
+        return _index_from_frame(stat, frame)
+    except Exception as exc:  # noqa: BLE001 - any damage: build the index again
+        log.debug("kept message index of %s ignored: %s", stat.path, exc)
+        return None
+
+
+def _index_from_frame(stat: FileStat, frame: pl.DataFrame) -> MessageIndex | None:
+    """Return the index a kept frame (see :func:`_keep`) describes; raise when it is damaged."""
+    if frame.columns != _FACT_COLUMNS or frame.height != 1:
+        raise ValueError(f"columns {frame.columns}, {frame.height} rows")
+    messages = frame["messages"][0]
+    services, levels, stops = (frame[c][0].to_list() for c in ("services", "levels", "stops"))
+    codes = frame["codes"][0].to_numpy()
+    counts = frame["counts"][0].to_numpy()
+    size = len(messages)
+    local_dtype = np.uint16 if size <= 65_536 else np.uint32
+    starts = [0, *stops[:-1]]
+    if (
+        not size
+        or len(codes) != stat.num_rows
+        or codes.dtype != local_dtype
+        or int(codes.max()) >= size
+        or len(counts) != size
+        or int(counts.sum()) != stat.num_rows
+        or not len(services) == len(levels) == len(stops)
+        or not stops
+        or stops[-1] != stat.num_rows
+        or any(stop <= start for start, stop in zip(starts, stops, strict=True))
+    ):
+        raise ValueError("not an index of this file")
+    # Vectorised against the dictionary as it is now (it only grows); Python strings are
+    # made only for the messages it does not hold yet.
+    known = pc.index_in(messages.to_arrow(), value_set=message_dictionary().to_arrow())
+    dict_codes = known.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    missing = np.flatnonzero(dict_codes < 0)
+    new: list[str | None] = messages.gather(missing).to_list() if len(missing) else []
+    with _message_lock:
+        found = list(map(_message_codes.get, new))
+        if len(_message_values) + found.count(None) > MESSAGE_DICT_MAX:
+            return None
+        for i, m in enumerate(new):
+            if found[i] is None:
+                found[i] = _message_codes[m] = len(_message_values)
+                _message_values.append(m)
+        dict_codes[missing] = found
+        dictionary_size = len(_message_values)
+    return MessageIndex(
+        keys=tuple(
+            ((svc, lv), start, stop)
+            for svc, lv, start, stop in zip(services, levels, starts, stops, strict=True)
+        ),
+        codes=codes,
+        dict_codes=dict_codes,
+        counts=counts,
+        dictionary_size=dictionary_size,
+    )
 
 
 def _index_later(stat: FileStat) -> None:
