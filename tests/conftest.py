@@ -68,6 +68,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/lake/test_ingestor.py",
     "tests/lake/test_integrity.py",
     "tests/lake/test_lake_imports.py",
+    "tests/lake/test_message_index_facts.py",
     "tests/lake/test_reader.py",
     "tests/lake/test_records.py",
     "tests/lake/test_retention.py",
