@@ -135,8 +135,8 @@ def _problems(page: Path) -> list[str]:
     for quoted in _quoted_paths(page):
         path_part, _, name = quoted.partition("::")
         path_part = path_part.rstrip(".:")
-        if path_part.rstrip("/") in IGNORED:
-            continue  # made when something runs (bench/out/): git ignores it
+        if any(path_part.rstrip("/") == ig or path_part.startswith(ig + "/") for ig in IGNORED):
+            continue  # made when something runs (bench/out/, and what is under it): git ignores it
         matches = list(ROOT.glob(path_part)) if "*" in path_part else [ROOT / path_part]
         if not any(m.exists() for m in matches):
             problems.append(f"`{quoted}`: no such file")
