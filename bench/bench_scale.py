@@ -374,17 +374,30 @@ def main() -> None:
     lake = build(args.events, args.days, args.services)
     results["bytes"], results["files"] = disk_bytes(lake)
     print(f"{results['bytes'] / args.events:.1f} bytes/event, {results['files']} files")
-    # Cold processes, first with no per-file facts on disk (the lake's very first reader),
-    # then, after the warm phase has kept them, as a restarted process finds them.
+    # Cold processes: the lake's first reader, with the facts its writer kept at commit
+    # (workbench.lake.committed); then with no facts at all (files some other tool or an
+    # older version wrote: each is read whole once); then, after the warm phase, as a
+    # restarted process finds what readers kept too (the message index).
+    from bench_query import commit_facts
+
     from workbench.lake.facts import FACTS_DIR
 
     results["cold"] = []
-    for what in PROBES:
-        shutil.rmtree(Path(lake) / FACTS_DIR, ignore_errors=True)
-        figures = cold(lake, what, args.services)
-        kept = "none" if not what.startswith("duck") else "n/a"
-        results["cold"].append((what, kept, figures, load()))
-        print(f"cold {what} (facts: {kept}): {figures}, load {load()}", flush=True)
+    at_commit = commit_facts(lake)
+    for kept in ("at commit", "none"):
+        if kept == "at commit" and not at_commit.exists():
+            print("no facts saved at commit (lake built by an older bench): skipped", flush=True)
+            continue
+        for what in PROBES:
+            if what.startswith("duck") and kept != "none":
+                continue
+            shutil.rmtree(Path(lake) / FACTS_DIR, ignore_errors=True)
+            if kept == "at commit":
+                shutil.copytree(at_commit, Path(lake) / FACTS_DIR)
+            figures = cold(lake, what, args.services)
+            shown = kept if not what.startswith("duck") else "n/a"
+            results["cold"].append((what, shown, figures, load()))
+            print(f"cold {what} (facts: {shown}): {figures}, load {load()}", flush=True)
     results["warm"] = warm(lake, args.services, args.runs, args.duck_runs)
     for what in PROBES:
         if not what.startswith("duck"):

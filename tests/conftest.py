@@ -61,6 +61,7 @@ UNIT_PATHS: tuple[str, ...] = (
     "tests/dashboard/test_page.py",
     "tests/dashboard/test_rules.py",
     "tests/dashboard/test_widgets.py",
+    "tests/lake/test_committed_facts.py",
     "tests/lake/test_compaction.py",
     "tests/lake/test_facts.py",
     "tests/lake/test_facts_bounded.py",

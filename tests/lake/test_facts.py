@@ -80,7 +80,8 @@ def test_a_restarted_process_counts_and_trends_without_reading_the_files(tmp_pat
     assert trends.error_trend(lake, service="api", range="24h", now=now) == trend
 
 
-def test_object_storage_paths_keep_no_facts_on_disk() -> None:
+def test_object_storage_paths_have_no_local_fact_path() -> None:
+    """Facts of files on object storage are objects in the bucket (tests/scale/test_s3_lake.py)."""
     assert facts.fact_path("bucket/lake/logs/date=2026-11-20/part-a.parquet", "stat", "1") is None
     kept = facts.fact_path("/srv/lake/logs/date=2026-11-20/part-a.parquet", "stat", "1-2")
     assert kept == Path("/srv/lake/_facts/date=2026-11-20/part-a.parquet.stat-1-2")

@@ -9,6 +9,7 @@ retention and ``verify`` all address the lake through them.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,6 +172,16 @@ def test_s3_standin_a_damaged_file_is_reported_by_verify_and_quarantined_by_read
     with filesystem.open_input_file(path) as handle:
         data = bytearray(handle.read())
     data[200] ^= 0xFF  # inside the first data page; the footer stays intact
+    # A file's version on object storage is its size and listed modification time, which
+    # S3 gives to the second: bytes of the same size put within the second of the commit
+    # would keep the facts the writer kept (docs/lake.md, "Integrity"). Damage comes later.
+    info = filesystem.get_file_info(path)
+    while filesystem.get_file_info(path).mtime_ns == info.mtime_ns:
+        time.sleep(0.2)
+        with filesystem.open_output_stream(f"{path}.clock"):  # the store's clock, not ours
+            pass
+        info = filesystem.get_file_info(f"{path}.clock")
+    filesystem.delete_file(f"{path}.clock")
     with filesystem.open_output_stream(path) as sink:
         sink.write(bytes(data))
 
@@ -179,4 +190,65 @@ def test_s3_standin_a_damaged_file_is_reported_by_verify_and_quarantined_by_read
     assert reader.scan(url).select(pl.len()).collect().item() == 100
     assert [q.rsplit("/", 1)[-1] for q in verify_lake(url).quarantined] == [
         "part-w1-000001.parquet"
+    ]
+
+
+def test_s3_standin_the_lakes_first_reader_reads_facts_not_files(
+    lake: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer keeps each file's facts as objects under ``<lake>/_facts/`` (issue 13 item 6):
+    a new process on object storage answers totals and error counts without reading a file
+    for them; compaction and retention take the facts of the files they remove with them."""
+    from workbench.lake import committed, facts, integrity
+    from workbench.query import trends
+    from workbench.query.search import search
+    from workbench.query.types import SearchQuery
+
+    url, settings = lake
+    write_batch(_table(400, DAY1), lake_url=url, name="w1-000001")
+    write_batch(_table(200, DAY1, start=400), lake_url=url, name="w1-000002")
+    write_batch(_table(100, NOW - timedelta(hours=1), start=600), lake_url=url, name="w1-000003")
+    filesystem, root = lakefs.resolve(url)
+    kept = [e.base_name for e in _facts_under(filesystem, f"{root}/{facts.FACTS_DIR}")]
+    assert sorted({n.split(".parquet.", 1)[1].split("-", 1)[0] for n in kept}) == [
+        "errmin",
+        "keys",
+        "stat",
+    ]
+    assert len(kept) == 9
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a lake file was read for its facts")
+
+    for cache in (reader._footer_cache, reader._key_counts_cache, trends._rollups):
+        cache.clear()
+    with monkeypatch.context() as patched:
+        patched.setattr(integrity, "crc_damage", refuse)
+        patched.setattr(committed, "key_counts_of", refuse)
+        patched.setattr(committed, "error_minutes_of", refuse)
+        assert search(url, SearchQuery(service="api")).total == 700
+        assert _error_total(settings) == 100 + 50 + 25
+
+    compact_partition(url, DAY1.date())
+    day1 = [
+        e.base_name
+        for e in _facts_under(filesystem, f"{root}/{facts.FACTS_DIR}/date={DAY1:%Y-%m-%d}")
+    ]
+    assert day1 and all(n.startswith("compact-") for n in day1)
+    apply_retention(url, days=1, now=NOW)
+    assert _facts_under(filesystem, f"{root}/{facts.FACTS_DIR}/date={DAY1:%Y-%m-%d}") == []
+
+
+def _facts_under(filesystem: object, prefix: str) -> list[lakefs.Entry]:
+    """Return the fact objects under ``prefix`` (recursively)."""
+    import pyarrow.fs as pafs
+
+    assert isinstance(filesystem, pafs.FileSystem)
+    infos = filesystem.get_file_info(
+        pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
+    )
+    return [
+        lakefs.Entry(i.path, i.base_name, i.size or 0, i.mtime_ns or 0)
+        for i in infos
+        if i.type == pafs.FileType.File
     ]

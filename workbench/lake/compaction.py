@@ -181,6 +181,7 @@ def commit_compacted(fs: pafs.FileSystem, folder: str, inputs: list[reader.FileS
 
     # The commit point: a rename on local disks, the one upload's completion on object storage.
     lakefs.write_atomically(fs, final, encode)
+    reader.keep_committed(fs, final, inputs[0].day, merged)
     return final
 
 

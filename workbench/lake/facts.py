@@ -10,11 +10,12 @@ in-memory caches keep them for a process's lifetime; this module also writes the
 The key in the name ties a fact to one version of the file (size and modification time for
 the footer facts, rows and time bounds for the counts): a file rewritten under the same
 name gets new facts. Facts are written atomically (a hidden temporary name renamed into
-place); a fact that cannot be read or written is simply computed again. Only local lakes
-keep facts on disk; on object storage the in-memory caches alone apply. Facts go with their
-files: compaction prunes the facts of the files a partition no longer holds
-(:func:`prune`), retention removes a dropped day's facts (:func:`drop_day`), so the folder
-stays a few kilobytes per live file.
+place on a local disk, one PUT on object storage); a fact that cannot be read or written is
+simply computed again. On object storage (``s3://…``) facts are objects under the same
+``<lake>/_facts/`` prefix of the lake's bucket, so a new process there reads a few small
+objects per file too. Facts go with their files: compaction prunes the facts of the files a
+partition no longer holds (:func:`prune`), retention removes a dropped day's facts
+(:func:`drop_day`), so the folder stays a few kilobytes per live file.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.fs as pafs
 
+from workbench.lake import fs as lakefs
 from workbench.lake.schema import LOGS_TABLE
 
 log = logging.getLogger(__name__)
@@ -51,49 +54,95 @@ def fact_path(data_path: str, kind: str, key: str) -> Path | None:
     return root / FACTS_DIR / path.parent.name / f"{path.name}.{kind}-{key}"
 
 
-def read_json(data_path: str, kind: str, key: str) -> Any | None:
-    """Return the JSON fact, or None when there is none (or it cannot be read)."""
-    path = fact_path(data_path, kind, key)
-    if path is None:
+def _object_fact(data_path: str, kind: str, key: str) -> tuple[pafs.FileSystem, str] | None:
+    """Return ``(filesystem, path)`` of the fact of a file on object storage, or None."""
+    filesystem = lakefs.remote_filesystem(data_path)
+    parts = data_path.rsplit("/", 3)
+    if filesystem is None or len(parts) != 4 or parts[1] != LOGS_TABLE:
         return None
+    root, _, day, name = parts
+    return filesystem, f"{root}/{FACTS_DIR}/{day}/{name}.{kind}-{key}"
+
+
+def kept_for(data_path: str) -> bool:
+    """Return whether facts are kept for ``data_path`` (a lake file, local or on object storage)."""
+    return (
+        fact_path(data_path, "x", "0") is not None or _object_fact(data_path, "x", "0") is not None
+    )
+
+
+def _read(data_path: str, kind: str, key: str) -> bytes | None:
+    """Return the bytes of a kept fact; None when none is kept (or it cannot be read)."""
+    path = fact_path(data_path, kind, key)
+    where: object = path
     try:
-        return json.loads(path.read_bytes())
+        if path is not None:
+            return path.read_bytes()
+        remote = _object_fact(data_path, kind, key)
+        if remote is None:
+            return None
+        where = remote[1]
+        with remote[0].open_input_stream(remote[1]) as stream:
+            return bytes(stream.read())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        log.debug("fact %s unreadable, computed again: %s", path, exc)
+    except OSError as exc:
+        log.debug("fact %s unreadable, computed again: %s", where, exc)
+        return None
+
+
+def read_json(data_path: str, kind: str, key: str) -> Any | None:
+    """Return the JSON fact, or None when there is none (or it cannot be read)."""
+    data = _read(data_path, kind, key)
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        log.debug("fact %s of %s unreadable, computed again: %s", kind, data_path, exc)
         return None
 
 
 def write_json(data_path: str, kind: str, key: str, value: Any) -> None:
     """Keep a JSON fact (best effort: a read-only lake just keeps none)."""
-    path = fact_path(data_path, kind, key)
-    if path is not None:
-        _write(path, json.dumps(value, separators=(",", ":")).encode())
+    _keep(data_path, kind, key, json.dumps(value, separators=(",", ":")).encode())
 
 
 def read_frame(data_path: str, kind: str, key: str) -> pl.DataFrame | None:
     """Return the frame fact (Arrow IPC), or None when there is none (or it cannot be read)."""
-    path = fact_path(data_path, kind, key)
-    if path is None:
+    data = _read(data_path, kind, key)
+    if data is None:
         return None
     try:
-        return pl.read_ipc(io.BytesIO(path.read_bytes()))
-    except FileNotFoundError:
-        return None
+        return pl.read_ipc(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any damage: compute the fact again
-        log.debug("fact %s unreadable, computed again: %s", path, exc)
+        log.debug("fact %s of %s unreadable, computed again: %s", kind, data_path, exc)
         return None
 
 
 def write_frame(data_path: str, kind: str, key: str, frame: pl.DataFrame) -> None:
     """Keep a frame fact as Arrow IPC (best effort)."""
-    path = fact_path(data_path, kind, key)
-    if path is None:
+    if not kept_for(data_path):
         return
     buffer = io.BytesIO()
     frame.write_ipc(buffer)
-    _write(path, buffer.getvalue())
+    _keep(data_path, kind, key, buffer.getvalue())
+
+
+def _keep(data_path: str, kind: str, key: str, data: bytes) -> None:
+    """Write a fact where ``data_path``'s facts are kept; log and give up on any error."""
+    path = fact_path(data_path, kind, key)
+    if path is not None:
+        _write(path, data)
+        return
+    remote = _object_fact(data_path, kind, key)
+    if remote is None:
+        return
+    try:
+        with remote[0].open_output_stream(remote[1]) as sink:  # one PUT: whole or absent
+            sink.write(data)
+    except OSError as exc:
+        log.debug("fact %s not kept: %s", remote[1], exc)
 
 
 def _day_folder(partition_path: str) -> Path | None:
@@ -106,11 +155,20 @@ def _day_folder(partition_path: str) -> Path | None:
     return path.parent.parent / FACTS_DIR / path.name
 
 
+def _object_day(partition_path: str) -> tuple[pafs.FileSystem, str] | None:
+    """Return ``(filesystem, facts prefix)`` of a partition on object storage, or None."""
+    filesystem = lakefs.remote_filesystem(partition_path)
+    parts = partition_path.rstrip("/").rsplit("/", 2)
+    if filesystem is None or len(parts) != 3 or parts[1] != LOGS_TABLE:
+        return None
+    return filesystem, f"{parts[0]}/{FACTS_DIR}/{parts[2]}"
+
+
 def prune(partition_path: str, live_names: set[str]) -> int:
     """Delete the facts of files no longer in the partition (``live_names``); return how many."""
     folder = _day_folder(partition_path)
     if folder is None:
-        return 0
+        return _prune_objects(partition_path, live_names)
     removed = 0
     try:
         kept = list(os.scandir(folder))
@@ -128,11 +186,35 @@ def prune(partition_path: str, live_names: set[str]) -> int:
     return removed
 
 
+def _prune_objects(partition_path: str, live_names: set[str]) -> int:
+    """:func:`prune` on object storage."""
+    remote = _object_day(partition_path)
+    if remote is None:
+        return 0
+    filesystem, prefix = remote
+    removed = 0
+    for entry in lakefs.list_dir(filesystem, prefix):
+        if entry.size != -1 and entry.base_name.rsplit(".", 1)[0] not in live_names:
+            try:
+                filesystem.delete_file(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def drop_day(partition_path: str) -> None:
     """Delete every fact of a partition that retention dropped."""
     folder = _day_folder(partition_path)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+        return
+    remote = _object_day(partition_path)
+    if remote is not None:
+        try:
+            remote[0].delete_dir(remote[1])
+        except OSError as exc:
+            log.debug("facts %s not dropped: %s", remote[1], exc)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -30,6 +30,8 @@ DELETING_MARKER = "_deleting"
 
 # Root path (as pyarrow names it, no scheme) -> scheme, for every remote lake resolved.
 _remote_roots: dict[str, str] = {}
+# Root path -> the filesystem it was last resolved with (facts are read and kept through it).
+_remote_filesystems: dict[str, pafs.FileSystem] = {}
 _roots_lock = threading.Lock()
 
 
@@ -41,9 +43,10 @@ def resolve(lake_url: str) -> tuple[pafs.FileSystem, str]:
     if "://" in lake_url and not lake_url.startswith("file://"):
         fs, root = pafs.FileSystem.from_uri(lake_url)
         root = root.rstrip("/")
-        if root not in _remote_roots:
+        if _remote_filesystems.get(root) is not fs:
             with _roots_lock:
                 _remote_roots[root] = lake_url.split("://", 1)[0]
+                _remote_filesystems[root] = fs
         return fs, root
     path = Path(lake_url.removeprefix("file://")).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
@@ -106,6 +109,16 @@ def uri(path: str) -> str:
         if path == root or path.startswith(root + "/"):
             return f"{scheme}://{path}"
     return path
+
+
+def remote_filesystem(path: str) -> pafs.FileSystem | None:
+    """Return the filesystem of the remote lake ``path`` lies under (as resolved last), or None."""
+    if path.startswith("/") or "://" in path:
+        return None
+    for root, filesystem in list(_remote_filesystems.items()):
+        if path.startswith(root + "/"):
+            return filesystem
+    return None
 
 
 def storage_options(path: str) -> dict[str, str] | None:

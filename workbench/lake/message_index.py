@@ -124,13 +124,13 @@ def message_index(stat: FileStat, *, wait: bool = True) -> MessageIndex | None:
 
 
 def _keep(stat: FileStat, index: MessageIndex) -> None:
-    """Keep ``index`` on disk in a portable form (:mod:`workbench.lake.facts`, local lakes only).
+    """Keep ``index`` in a portable form beside the file's other facts (``lake.facts``).
 
     Process-wide codes mean nothing to another process: kept are the file's distinct messages
     once and each row's local code (a position in them), rows grouped by ``(service, level)``,
     as one row of list columns (Arrow IPC): about 2 bytes per row plus the messages.
     """
-    if facts.fact_path(stat.path, FACT_KIND, "0") is None:
+    if not facts.kept_for(stat.path):
         return
     with _message_lock:
         messages = [_message_values[c] for c in index.dict_codes.tolist()]

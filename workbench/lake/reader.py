@@ -12,8 +12,9 @@ Visibility rule (see ``docs/lake.md``):
 Files are immutable once committed, so what we learn from a footer (row count,
 time bounds, the replaced names) is cached per ``(path, size, mtime)``: listing a
 partition costs one directory scan plus footer reads for files never seen before.
-On a local lake these facts are also kept on disk (``workbench.lake.facts``), so a
-process started later reads them instead of the files.
+These facts are also kept beside the lake (``workbench.lake.facts``), by the process that
+commits a file (:func:`keep_committed`) or else by its first reader, so a process started
+later reads them instead of the files.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from workbench.lake import facts, integrity
+from workbench.lake import committed, facts, integrity
 from workbench.lake import fs as lakefs
 from workbench.lake.fs import Entry, list_dir
 from workbench.lake.schema import LOGS_TABLE, QUARANTINE_DIR, parse_partition_dir
@@ -110,6 +112,11 @@ def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
         damage = integrity.crc_damage(handle, meta)
     if damage is not None:
         raise DamagedFile(f"damaged data page: {damage}")
+    return _remember_stat(key, _keep_stat(entry, day, meta))
+
+
+def _keep_stat(entry: Entry, day: date, meta: pq.FileMetaData) -> FileStat:
+    """Return the facts of a file's footer ``meta``, kept for this version of the file."""
     replaces: frozenset[str] = frozenset()
     kv = meta.metadata or {}
     if REPLACES_KEY in kv:
@@ -134,8 +141,40 @@ def read_stat(filesystem: pafs.FileSystem, entry: Entry, day: date) -> FileStat:
     stat = FileStat(entry.path, day, meta.num_rows, lo, hi, replaces, tuple(groups))
     fact: dict[str, Any] = {"num_rows": stat.num_rows, "min": lo, "max": hi}
     fact |= {"replaces": sorted(replaces), "row_groups": groups}
-    facts.write_json(entry.path, "stat", version, fact)
-    return _remember_stat(key, stat)
+    facts.write_json(entry.path, "stat", f"{entry.size}-{entry.mtime_ns}", fact)
+    return stat
+
+
+def keep_committed(filesystem: pafs.FileSystem, path: str, day: date, table: pa.Table) -> None:
+    """Keep the facts of ``path``, just committed with the rows of ``table`` (best effort).
+
+    On a local disk the footer facts are read back with the page CRCs checked, as the
+    file's first reader would (:func:`read_stat`). On object storage only the footer is
+    read back: the one upload of the bytes pyarrow encoded (page CRCs included) is the
+    file, and the store checks its own bytes; downloading it again would double every
+    commit's traffic. Counts and rollups come from ``table``
+    (:func:`workbench.lake.committed.keep`). A failure is logged and the first reader
+    computes the facts instead.
+    """
+    if not facts.kept_for(path):
+        return
+    try:
+        if lakefs.is_local(filesystem):
+            info = filesystem.get_file_info(path)
+            entry = Entry(path, info.base_name, info.size or 0, info.mtime_ns or 0)
+            stat = read_stat(filesystem, entry, day)
+        else:
+            # The listing's size and time, as every reader's key for this version has them.
+            folder, name = path.rsplit("/", 1)
+            entry = next(e for e in list_dir(filesystem, folder) if e.base_name == name)
+            with filesystem.open_input_file(path) as handle:
+                meta = pq.ParquetFile(handle).metadata
+            stat = _keep_stat(entry, day, meta)
+        if stat.num_rows != table.num_rows:
+            raise ValueError(f"{stat.num_rows} rows committed, {table.num_rows} written")
+        committed.keep(path, fact_version(stat), table)
+    except Exception as exc:  # noqa: BLE001 - the first reader computes them instead
+        log.warning("facts of the committed file %s not kept: %s", path, exc)
 
 
 def _remember_stat(key: tuple[str, int, int], stat: FileStat) -> FileStat:
@@ -308,15 +347,13 @@ def key_counts(stat: FileStat) -> dict[tuple[str, str], int]:
     hit = _key_counts_cache.get(key)
     if hit is not None:
         return hit
-    kept = facts.read_json(stat.path, "keys", fact_version(stat))
+    kept = facts.read_json(stat.path, committed.KEYS_KIND, fact_version(stat))
     if kept is not None:
         counts = {(s, lv): n for s, lv, n in kept}
     else:
-        lf = pl.scan_parquet(**lakefs.scan_options([stat.path]))
-        df = lf.group_by("service", "level").len().collect()
-        counts = {(s, lv): n for s, lv, n in df.iter_rows()}
+        counts = committed.key_counts_of(pl.scan_parquet(**lakefs.scan_options([stat.path])))
         rows = [[s, lv, n] for (s, lv), n in counts.items()]
-        facts.write_json(stat.path, "keys", fact_version(stat), rows)
+        facts.write_json(stat.path, committed.KEYS_KIND, fact_version(stat), rows)
     with _cache_lock:
         if len(_key_counts_cache) > _CACHE_MAX:
             _key_counts_cache.clear()

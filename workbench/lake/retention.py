@@ -89,3 +89,4 @@ def _drop_by_marker(filesystem: pafs.FileSystem, folder: str) -> None:
         if info.type == pafs.FileType.File and info.base_name != lakefs.DELETING_MARKER:
             filesystem.delete_file(info.path)
     filesystem.delete_dir(folder)  # the marker and the folder's own (empty) object
+    facts.drop_day(folder)

@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from workbench.lake import fs as lakefs
+from workbench.lake import reader
 from workbench.lake.schema import LOGS_TABLE, SCHEMA, partition_dir
 
 
@@ -16,7 +17,8 @@ def write_batch(table: pa.Table, *, lake_url: str, name: str) -> list[str]:
     Each file appears complete or not at all (:func:`workbench.lake.fs.write_atomically`:
     a hidden temporary name renamed into place on local disks, one upload on object
     storage), so readers never see a partial file. The same ``name`` and rows give the same
-    files: replaying a batch overwrites, it never duplicates. Returns the paths written.
+    files: replaying a batch overwrites, it never duplicates. Each file's facts are kept as
+    it is committed (``reader.keep_committed``). Returns the paths written.
     """
     if table.num_rows == 0:
         return []
@@ -48,6 +50,8 @@ def write_batch(table: pa.Table, *, lake_url: str, name: str) -> list[str]:
             )
 
         lakefs.write_atomically(filesystem, final, encode)
+        # Its footer, counts and rollup are known now: no reader needs to read it for them.
+        reader.keep_committed(filesystem, final, day, part)
         written.append(final)
     return written
 

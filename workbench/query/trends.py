@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from workbench.errors import ValidationError
-from workbench.lake import facts, reader
+from workbench.lake import committed, facts, reader
 from workbench.lake.schema import ERROR_LEVELS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,7 +92,7 @@ def fill(grid: BucketGrid, counts: dict[int, int]) -> list[TrendPoint]:
     return [TrendPoint(t, counts.get(i, 0)) for i, t in enumerate(grid.times())]
 
 
-_MINUTE_US = 60_000_000
+_MINUTE_US = committed.MINUTE_US
 _rollups: dict[tuple[str, int, int | None, int | None], pl.DataFrame] = {}
 _ROLLUP_FILES_MAX = 100_000
 
@@ -108,16 +108,10 @@ def _error_minutes(stat: reader.FileStat) -> pl.DataFrame:
     hit = _rollups.get(key)
     if hit is not None:
         return hit
-    frame = facts.read_frame(stat.path, "errmin", reader.fact_version(stat))
+    frame = facts.read_frame(stat.path, committed.ERRMIN_KIND, reader.fact_version(stat))
     if frame is None:
-        frame = (
-            reader.scan_files([stat.path])
-            .filter(pl.col("level").is_in(list(ERROR_LEVELS)))
-            .group_by("service", (pl.col("timestamp").dt.epoch("us") // _MINUTE_US).alias("minute"))
-            .agg(pl.len().cast(pl.Int64).alias("n"))
-            .collect()
-        )
-        facts.write_frame(stat.path, "errmin", reader.fact_version(stat), frame)
+        frame = committed.error_minutes_of(reader.scan_files([stat.path]))
+        facts.write_frame(stat.path, committed.ERRMIN_KIND, reader.fact_version(stat), frame)
     if len(_rollups) > _ROLLUP_FILES_MAX:
         _rollups.clear()
     _rollups[key] = frame
