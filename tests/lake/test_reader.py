@@ -46,3 +46,23 @@ def test_footer_facts(tmp_path: Path) -> None:
     us = int(T0.timestamp()) * 1_000_000
     assert (stat.min_ts_us, stat.max_ts_us) == (us, us + 3 * 60_000_000)
     assert reader.key_counts(stat) == {("api", "info"): 4}
+
+
+def test_map_remote_keeps_order_runs_inline_locally_and_on_a_bounded_pool_remotely() -> None:
+    import threading
+
+    threads: set[str] = set()
+    lock = threading.Lock()
+
+    def call(i: int) -> int:
+        with lock:
+            threads.add(threading.current_thread().name)
+        return i * i
+
+    items = list(range(40))
+    assert reader.map_remote(call, items, remote=False) == [i * i for i in items]
+    assert threads == {threading.current_thread().name}
+    threads.clear()
+    assert reader.map_remote(call, items, remote=True) == [i * i for i in items]
+    assert threads and all(t.startswith("lake-remote") for t in threads)
+    assert len(threads) <= reader._POOL_WORKERS

@@ -228,6 +228,8 @@ def test_s3_standin_the_lakes_first_reader_reads_facts_not_files(
         patched.setattr(committed, "error_minutes_of", refuse)
         assert search(url, SearchQuery(service="api")).total == 700
         assert _error_total(settings) == 100 + 50 + 25
+        trend = trends.error_trend(url, service="api", range="7d", now=NOW)
+        assert sum(p.count for p in trend) == 100 + 50 + 25
 
     compact_partition(url, DAY1.date())
     day1 = [

@@ -73,22 +73,35 @@ def _count_indexed(index: message_index.MessageIndex, matched: Any, flt: SearchF
     return total
 
 
-def count(lake_url: str, flt: SearchFilter) -> int:
-    """Return how many events match ``flt`` (time range inclusive)."""
-    files = reader.file_stats(lake_url, flt.start, flt.end)
+def count(lake_url: str, flt: SearchFilter, files: list[reader.FileStat] | None = None) -> int:
+    """Return how many events match ``flt`` (time range inclusive).
+
+    ``files``: ``reader.file_stats`` of ``flt``'s range when the caller has listed it already
+    (on object storage a listing is a request per partition).
+    """
+    if files is None:
+        files = reader.file_stats(lake_url, flt.start, flt.end)
     lo = epoch_us(flt.start) if flt.start else None
     hi = epoch_us(flt.end) if flt.end else None
     only_keys = not flt.text and not flt.meta
     total = 0
     to_scan: list[str] = []
     indexed: list[message_index.MessageIndex] = []
-    for f in files:
-        inside = (
+
+    def wholly_inside(f: reader.FileStat) -> bool:
+        return (
             f.min_ts_us is not None
             and f.max_ts_us is not None
             and (lo is None or f.min_ts_us >= lo)
             and (hi is None or f.max_ts_us <= hi)
         )
+
+    if only_keys and (flt.service is not None or flt.levels is not None) and files:
+        # On object storage the counts of files not seen yet are fetched several at once.
+        counted = [f for f in files if wholly_inside(f)]
+        reader.map_remote(reader.key_counts, counted, remote=not files[0].path.startswith("/"))
+    for f in files:
+        inside = wholly_inside(f)
         if inside and flt.service is None and flt.levels is None and only_keys:
             total += f.num_rows
         elif inside and only_keys:
@@ -200,7 +213,7 @@ def search(lake_url: str, query: SearchQuery) -> SearchResult:
             .slice(offset, limit)
             .to_dicts()
         )
-    total = count(lake_url, flt)
+    total = count(lake_url, flt, files if page_end == flt.end else None)
     logs = [_to_record(r) for r in rows]
     next_cursor = None
     if logs and have > need:

@@ -132,14 +132,16 @@ def error_trend(
     origin_us = (grid.origin - _EPOCH) // timedelta(microseconds=1)
     start_us = (grid.start - _EPOCH) // timedelta(microseconds=1)
     end_us = (grid.end - _EPOCH) // timedelta(microseconds=1)
-    inside: list[pl.DataFrame] = []
+    within: list[reader.FileStat] = []
     straddling: list[str] = []
     for stat in reader.file_stats(lake_url, grid.start, grid.end):
         lo, hi = stat.min_ts_us, stat.max_ts_us
         if lo is not None and hi is not None and lo > start_us and hi <= end_us:
-            inside.append(_error_minutes(stat))
+            within.append(stat)
         else:
             straddling.append(stat.path)
+    remote = bool(within) and not within[0].path.startswith("/")
+    inside = reader.map_remote(_error_minutes, within, remote=remote)
     counts: dict[int, int] = {}
     if inside:
         rolled = pl.concat(inside).lazy()
