@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
-from tests.factories import T0, write_events
-from workbench.lake import committed, compaction, facts, integrity, reader
+from tests.factories import T0, make_events, write_events
+from workbench.lake import committed, compaction, facts, integrity, message_index, reader
+from workbench.query import search as search_module
 from workbench.query import trends
 from workbench.query.search import search
-from workbench.query.types import SearchQuery
+from workbench.query.types import SearchQuery, build_filter
 
 
 def _forget() -> None:
@@ -65,7 +68,7 @@ def test_a_committed_file_has_its_facts_before_anyone_reads_it(tmp_path: Path) -
     lake = tmp_path / "lake"
     (path,) = write_events(str(lake), _events(), name="a")
     names = sorted(n.split(".parquet.", 1)[1].split("-", 1)[0] for n in _kept(lake))
-    assert names == ["errmin", "keys", "stat"]
+    assert names == ["errmin", "keys", "msgidx", "stat"]
     assert all(n.startswith(Path(path).name) for n in _kept(lake))
 
 
@@ -92,7 +95,9 @@ def test_kept_facts_equal_what_a_first_reader_computes(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     write_events(str(lake), _events(97), name="a")
     write_events(str(lake), _events(13, offset=2000), name="b")  # another day too
-    at_commit = _kept(lake)
+    # The message index is compared by what it holds (the order of messages may differ):
+    # test_the_message_index_kept_at_commit_is_the_one_a_reader_would_keep.
+    at_commit = {n: v for n, v in _kept(lake).items() if ".msgidx-" not in n}
     for p in (lake / facts.FACTS_DIR).rglob("*"):
         if p.is_file():
             p.unlink()
@@ -142,3 +147,93 @@ def test_a_file_changed_after_its_commit_is_checked_again(tmp_path: Path) -> Non
     _forget()
     assert reader.file_stats(lake) == []  # quarantined, as any damaged file
     assert list((tmp_path / "lake").rglob("_quarantine/*/*.parquet"))
+
+
+_MESSAGES = ["db timeout after 30s", "TIMEOUT in api", "ok", "", "straße gesperrt: ärger", "a.b["]
+
+
+def _message_lake(tmp_path: Path) -> str:
+    lake = str(tmp_path / "lake")
+    for part in range(3):
+        rows = [
+            {
+                "timestamp": T0 + timedelta(hours=part, minutes=i % 60),
+                "service": ("api", "db", "web")[(i + part) % 3],
+                "level": ("info", "warn", "error", "fatal")[i % 4],
+                "message": _MESSAGES[(i * (part + 1)) % len(_MESSAGES)],
+            }
+            for i in range(120)
+        ]
+        write_events(lake, rows, name=f"f{part}")
+    return lake
+
+
+def _groups(frame: pl.DataFrame) -> dict[tuple[str, str], Counter[str]]:
+    """Return each ``(service, level)`` group's messages (with repeats) of a kept index."""
+    messages = frame["messages"][0].to_list()
+    codes = frame["codes"][0].to_list()
+    out: dict[tuple[str, str], Counter[str]] = {}
+    start = 0
+    for svc, lv, stop in zip(
+        *(frame[c][0].to_list() for c in ("services", "levels", "stops")), strict=True
+    ):
+        out[(svc, lv)] = Counter(messages[c] for c in codes[start:stop])
+        start = stop
+    return out
+
+
+def test_the_message_index_kept_at_commit_is_the_one_a_reader_would_keep(tmp_path: Path) -> None:
+    lake = _message_lake(tmp_path)
+    kept = sorted((Path(lake) / facts.FACTS_DIR).rglob(f"*.{committed.MSGIDX_KIND}-*"))
+    assert len(kept) == 3
+    at_commit = {p.name: _groups(pl.read_ipc(p)) for p in kept}
+    for p in kept:
+        p.unlink()
+    message_index.reset_message_index()
+    _forget()
+    for stat in reader.file_stats(lake):
+        assert message_index.message_index(stat) is not None  # built from the file, kept
+    by_reader = {
+        p.name: _groups(pl.read_ipc(p))
+        for p in (Path(lake) / facts.FACTS_DIR).rglob(f"*.{committed.MSGIDX_KIND}-*")
+    }
+    assert by_reader == at_commit
+
+
+def test_the_lakes_first_text_search_counts_from_the_index_kept_at_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = _message_lake(tmp_path)
+    filters: list[dict[str, Any]] = [
+        {"text": "timeout"},
+        {"text": "TIMEOUT", "service": "db"},
+        {"text": "time", "levels": ["error", "fatal"]},
+        {"text": "ärger"},
+        {"text": "a.b["},
+        {"text": ""},
+    ]
+    expected = []
+    for f in filters:
+        flt = build_filter(**f)
+        frame = reader.scan(lake)
+        for pred in (flt.time_predicate(), flt.row_predicate()):
+            if pred is not None:
+                frame = frame.filter(pred)
+        expected.append(int(frame.select(pl.len()).collect().item()))
+    message_index.reset_message_index()
+    _forget()
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a lake file was read")
+
+    monkeypatch.setattr(message_index.ds, "dataset", refuse)
+    monkeypatch.setattr(search_module.reader, "scan_files", refuse)
+    assert [search_module.count(lake, build_filter(**f)) for f in filters] == expected
+    assert message_index.message_index_stats()["files"] == 3
+
+
+def test_mostly_distinct_messages_keep_no_index_at_commit(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    write_events(lake, [{**e, "message": f"unique {i}"} for i, e in enumerate(_events())])
+    assert not list((Path(lake) / facts.FACTS_DIR).rglob(f"*.{committed.MSGIDX_KIND}-*"))
+    assert committed.message_index_of(make_events([])) is None

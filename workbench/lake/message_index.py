@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from workbench.lake import facts
+from workbench.lake import committed, facts
 from workbench.lake.reader import FileStat, fact_version
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MESSAGE_INDEX_MAX_ROWS = 120_000_000
 MESSAGE_DICT_MAX = 500_000
 # A file with more distinct messages than this share of its rows is not indexed.
-_DISTINCT_SHARE_MAX = 0.5
+_DISTINCT_SHARE_MAX = committed.MSGIDX_DISTINCT_SHARE_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +69,8 @@ _message_pruned_at = -60.0
 _index_queue: dict[str, FileStat] = {}  # path -> file, oldest request first
 _indexer: threading.Thread | None = None
 _INDEX_COLUMNS = ["service", "level", "message"]
-FACT_KIND = "msgidx"  # the kept index's kind in workbench.lake.facts
-_FACT_COLUMNS = ["messages", "services", "levels", "stops", "codes", "counts"]
+FACT_KIND = committed.MSGIDX_KIND  # the kept index's kind in workbench.lake.facts
+_FACT_COLUMNS = committed.MSGIDX_COLUMNS
 _DICTIONARY_PARQUET = ds.ParquetFileFormat(
     read_options=ds.ParquetReadOptions(dictionary_columns=_INDEX_COLUMNS)
 )
