@@ -254,3 +254,36 @@ def _facts_under(filesystem: object, prefix: str) -> list[lakefs.Entry]:
         for i in infos
         if i.type == pafs.FileType.File
     ]
+
+
+def test_s3_standin_text_search_builds_the_message_index_of_a_file_without_one(
+    lake: tuple[str, Settings],
+) -> None:
+    """A file whose writer kept no message index (another tool wrote it) is indexed in the
+    background on object storage too, through the lake's filesystem, and kept there."""
+    from workbench.lake import committed, message_index
+    from workbench.query.search import search
+    from workbench.query.types import SearchQuery
+
+    url, _ = lake
+    table = _table(300, DAY1)
+    repeated = pa.array([("db timeout", "ok", "slow query")[i % 3] for i in range(300)])
+    table = table.set_column(table.schema.get_field_index("message"), "message", repeated)
+    write_batch(table, lake_url=url, name="w1-000001")
+    filesystem, root = lakefs.resolve(url)
+    kept = [
+        e
+        for e in _facts_under(filesystem, f"{root}/_facts")
+        if f".{committed.MSGIDX_KIND}-" in e.base_name
+    ]
+    assert len(kept) == 1
+    filesystem.delete_file(kept[0].path)
+    message_index.reset_message_index()
+    reader._footer_cache.clear()
+    assert search(url, SearchQuery(text="TIMEOUT")).total == 100  # scanned this time
+    message_index.wait_for_message_index()
+    assert message_index.message_index_stats()["files"] == 1
+    assert [e.base_name for e in _facts_under(filesystem, f"{root}/_facts")].count(
+        kept[0].base_name
+    ) == 1
+    assert search(url, SearchQuery(text="TIMEOUT")).total == 100

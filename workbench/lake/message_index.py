@@ -25,8 +25,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from workbench.lake import committed, facts
+from workbench.lake import fs as lakefs
 from workbench.lake.reader import FileStat, fact_version
 
 log = logging.getLogger(__name__)
@@ -113,7 +115,9 @@ def message_index(stat: FileStat, *, wait: bool = True) -> MessageIndex | None:
         return None
     # Read as Parquet stored them (dictionaries: no hashing of strings), with the system
     # allocator: arrow's default pool keeps ~90 MB more resident after reading a 10M-row lake.
-    table = ds.dataset(stat.path, format=_DICTIONARY_PARQUET).to_table(
+    # On object storage through the lake's own filesystem (a path there carries no scheme).
+    filesystem = lakefs.remote_filesystem(stat.path)
+    table = ds.dataset(stat.path, format=_DICTIONARY_PARQUET, filesystem=filesystem).to_table(
         columns=_INDEX_COLUMNS, use_threads=False, memory_pool=pa.system_memory_pool()
     )
     index = _build_message_index(table)
@@ -266,7 +270,7 @@ def _message_index_has_room(rows: int) -> bool:
         return False
     with _message_lock:
         _message_pruned_at = now
-        gone = [k for k in _message_index if not os.path.exists(k[0])]
+        gone = [k for k in _message_index if not _exists(k[0])]
         for k in gone:
             index = _message_index.pop(k)
             if index is not None:
@@ -275,6 +279,17 @@ def _message_index_has_room(rows: int) -> bool:
         _message_index_rows + rows <= MESSAGE_INDEX_MAX_ROWS
         and len(_message_values) < MESSAGE_DICT_MAX
     )
+
+
+def _exists(path: str) -> bool:
+    """Return whether the lake file ``path`` still exists (local, or on object storage)."""
+    filesystem = lakefs.remote_filesystem(path)
+    if filesystem is None:
+        return os.path.exists(path)
+    try:
+        return bool(filesystem.get_file_info(path).type != pafs.FileType.NotFound)
+    except OSError:
+        return True  # cannot tell now: keep it
 
 
 def _dictionary_codes(column: Any) -> tuple[list[str | None], Any]:
