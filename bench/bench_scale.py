@@ -121,6 +121,29 @@ def cold(lake: str, what: str, services: int) -> dict[str, float]:
     return figures
 
 
+def add_commit_message_index(lake: str, at_commit: Path) -> None:
+    """Add to a lake's facts-at-commit snapshot the message index its writer keeps now.
+
+    A lake generated before the writer kept the message index at commit has none there: it
+    is computed here from each file's rows with ``committed.message_index_of``, exactly as
+    ``committed.keep`` does when the file is committed.
+    """
+    import pyarrow.parquet as pq
+
+    from workbench.lake import committed, facts, reader
+
+    t = time.perf_counter()
+    for stat in reader.file_stats(lake):
+        frame = committed.message_index_of(
+            pq.read_table(stat.path, columns=["service", "level", "message"])
+        )
+        kept = facts.fact_path(stat.path, committed.MSGIDX_KIND, reader.fact_version(stat))
+        if frame is not None and kept is not None:
+            (at_commit / kept.parent.name).mkdir(parents=True, exist_ok=True)
+            frame.write_ipc(at_commit / kept.parent.name / kept.name)
+    print(f"message index added to the facts kept at commit in {time.perf_counter() - t:.0f} s")
+
+
 def disk_bytes(lake: str) -> tuple[int, int]:
     """Return (bytes, files) of the lake's visible files."""
     from workbench.lake import reader
@@ -400,6 +423,8 @@ def main() -> None:
 
     results["cold"] = []
     at_commit = commit_facts(lake)
+    if at_commit.exists() and not any(at_commit.rglob("*.msgidx-*")):
+        add_commit_message_index(lake, at_commit)
     for kept in ("at commit", "none"):
         if kept == "at commit" and not at_commit.exists():
             print("no facts saved at commit (lake built by an older bench): skipped", flush=True)

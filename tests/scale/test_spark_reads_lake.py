@@ -11,12 +11,14 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.scale.conftest import api_error_count
+from tests.scale.conftest import NOW, api_error_count
 from workbench.config import Settings
 from workbench.lake.schema import PARTITION_KEY
 
@@ -84,3 +86,30 @@ def test_spark_counts_the_same_errors_per_service(
     assert counts == workbench_error_counts
     for service, count in counts.items():
         assert api_error_count(api_client, service) == count
+
+
+def test_spark_reads_exactly_the_files_workbench_files_lists_mid_compaction(
+    spark: Any, tmp_path: Path
+) -> None:
+    """In compaction's grace period Spark over ``workbench files`` (with ``basePath`` for the
+    partition column) counts every event once; over the folder it counts merged rows twice."""
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+    from workbench.demo import generate
+    from workbench.lake import compaction
+    from workbench.lake.schema import parse_partition_dir
+
+    lake_url = str(tmp_path / "lake")
+    written = generate(lake_url, events=600, days=2, services=3, now=NOW)
+    for path in sorted((tmp_path / "lake/logs").iterdir()):
+        day = parse_partition_dir(path.name)
+        assert day is not None
+        compaction.compact_partition(lake_url, day, min_files=2, grace=timedelta(minutes=5))
+    listed = CliRunner().invoke(main, ["files", "--lake", lake_url])
+    assert listed.exit_code == 0, listed.output
+    paths = listed.output.split()
+    assert spark.read.parquet(f"{lake_url}/logs").count() > written
+    frame = spark.read.option("basePath", f"{lake_url}/logs").parquet(*paths)
+    assert dict(frame.dtypes)[PARTITION_KEY] == "date"
+    assert frame.count() == written

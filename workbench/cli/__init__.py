@@ -86,6 +86,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "workbench.cli.lake:verify_command",
         "Check the footer and page checksums of every lake file; exit 1 if one is damaged.",
     ),
+    "files": (
+        "workbench.cli.lake:files_command",
+        "Print the lake files the workbench reads now (exact counts for DuckDB, Spark, Trino).",
+    ),
 }
 
 

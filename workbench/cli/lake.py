@@ -186,4 +186,53 @@ def verify_command(lake: str | None) -> None:
         raise SystemExit(1)
 
 
-COMMANDS: list[click.Command] = [demo_command, retention_command, compact_command, verify_command]
+@click.command("files")
+@click.option("--lake", default=None, help="Lake URL (default: WORKBENCH_LAKE_URL).")
+@click.option(
+    "--since", default=None, help="Only files that may hold events from then on: 24h, 7d, ISO 8601."
+)
+@click.option(
+    "--until", default=None, help="Only files that may hold events up to then (ISO 8601)."
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["lines", "duckdb", "json"]),
+    default="lines",
+    show_default=True,
+    help="lines: one URL per line; duckdb: a read_parquet([...]) source; json: a list.",
+)
+def files_command(lake: str | None, since: str | None, until: str | None, output: str) -> None:
+    """Print the lake files the workbench reads now (exact counts for DuckDB, Spark, Trino).
+
+    Compaction's sources stay on disk for WORKBENCH_COMPACT_GRACE_SECONDS after their rows
+    moved into the compacted file; a glob over the lake counts those rows twice meanwhile
+    (docs/scale-out.md). This list names the visible files only: read exactly these.
+    """
+    import json
+
+    from workbench.lake import fs as lakefs
+    from workbench.lake import reader
+    from workbench.times import parse_time
+
+    now = clock.now()
+    start = parse_time(since, now, "since")
+    end = parse_time(until, now, "until")
+    urls = [lakefs.uri(p) for p in reader.visible_files(_lake_url(lake), start, end)]
+    if output == "json":
+        click.echo(json.dumps(urls))
+    elif output == "duckdb":
+        quoted = ", ".join("'" + u.replace("'", "''") + "'" for u in urls)
+        click.echo(f"read_parquet([{quoted}], hive_partitioning = true)")
+    else:
+        for url in urls:
+            click.echo(url)
+
+
+COMMANDS: list[click.Command] = [
+    demo_command,
+    retention_command,
+    compact_command,
+    verify_command,
+    files_command,
+]
