@@ -19,6 +19,7 @@ modification time) is read and checked again.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -34,6 +35,7 @@ MSGIDX_KIND = "msgidx"
 MSGIDX_COLUMNS = ["messages", "services", "levels", "stops", "codes", "counts"]
 #: A file with more distinct messages than this share of its rows is not indexed.
 MSGIDX_DISTINCT_SHARE_MAX = 0.5
+_INDEX_COLUMNS = ("service", "level", "message")
 
 
 def key_counts_of(frame: pl.LazyFrame) -> dict[tuple[str, str], int]:
@@ -64,31 +66,32 @@ def message_index_of(table: pa.Table) -> pl.DataFrame | None:
     rows = table.num_rows
     if rows == 0:
         return None
-    encoded = table.column("message").combine_chunks().dictionary_encode()
-    messages = pl.Series("messages", encoded.dictionary, dtype=pl.String)
-    if len(messages) > rows * MSGIDX_DISTINCT_SHARE_MAX or encoded.null_count:
+    encoded = [table.column(c).combine_chunks().dictionary_encode() for c in _INDEX_COLUMNS]
+    services, levels, messages = encoded
+    if any(e.null_count for e in encoded) or len(messages.dictionary) > rows * (
+        MSGIDX_DISTINCT_SHARE_MAX
+    ):
         return None
-    codes = pl.Series("codes", encoded.indices).cast(pl.Int64)
-    frame = pl.DataFrame(
-        {
-            "service": pl.Series(table.column("service").combine_chunks()),
-            "level": pl.Series(table.column("level").combine_chunks()),
-            "code": codes,
-        }
-    ).sort("service", "level", maintain_order=True, nulls_last=True)
-    groups = frame.group_by("service", "level", maintain_order=True).len()
-    local = pl.UInt16 if len(messages) <= 65_536 else pl.UInt32
-    counts = codes.value_counts().sort("codes")
-    per_message = pl.Series(pl.zeros(len(messages), dtype=pl.Int32, eager=True))
-    per_message = per_message.scatter(counts["codes"], counts["count"].cast(pl.Int32))
+    codes = np.asarray(messages.indices, dtype=np.int64)
+    # Rows grouped by (service, level): a stable sort of small integer pair ids.
+    n_levels = len(levels.dictionary)
+    pairs = np.asarray(services.indices, dtype=np.int64) * n_levels + np.asarray(levels.indices)
+    present = np.flatnonzero(np.bincount(pairs))
+    group = np.searchsorted(present, pairs)
+    order = np.argsort(
+        group.astype(np.uint16 if len(present) <= 65_536 else np.int64), kind="stable"
+    )
+    local = np.uint16 if len(messages.dictionary) <= 65_536 else np.uint32
     return pl.DataFrame(
         {
-            "messages": [messages],
-            "services": [groups["service"]],
-            "levels": [groups["level"]],
-            "stops": [groups["len"].cast(pl.Int64).cum_sum()],
-            "codes": [frame["code"].cast(local)],
-            "counts": [per_message],
+            "messages": [pl.Series(messages.dictionary, dtype=pl.String)],
+            "services": [pl.Series(services.dictionary.take(present // n_levels), dtype=pl.String)],
+            "levels": [pl.Series(levels.dictionary.take(present % n_levels), dtype=pl.String)],
+            "stops": [pl.Series(np.cumsum(np.bincount(group)), dtype=pl.Int64)],
+            "codes": [pl.Series(codes[order].astype(local))],
+            "counts": [
+                pl.Series(np.bincount(codes, minlength=len(messages.dictionary)).astype(np.int32))
+            ],
         }
     )
 
