@@ -237,3 +237,33 @@ def test_mostly_distinct_messages_keep_no_index_at_commit(tmp_path: Path) -> Non
     write_events(lake, [{**e, "message": f"unique {i}"} for i, e in enumerate(_events())])
     assert not list((Path(lake) / facts.FACTS_DIR).rglob(f"*.{committed.MSGIDX_KIND}-*"))
     assert committed.message_index_of(make_events([])) is None
+
+
+def test_a_file_of_over_65536_messages_keeps_32_bit_codes_at_commit(tmp_path: Path) -> None:
+    """More distinct messages than 16 bits number: the index kept at commit uses 32-bit codes,
+    and text totals counted from it equal a scan."""
+    n = 140_000
+    table = make_events(
+        [
+            {
+                "timestamp": T0 + timedelta(milliseconds=i),
+                "service": ("api", "db")[i % 2],
+                "level": ("info", "error")[(i // 2) % 2],
+                "message": f"message {i % 66_000}" + (" timeout" if i % 66_000 % 7 else ""),
+            }
+            for i in range(n)
+        ]
+    )
+    frame = committed.message_index_of(table)
+    assert frame is not None and frame["codes"][0].dtype == pl.UInt32
+    lake = str(tmp_path / "lake")
+    write_events(lake, table, name="big")
+    rows = pl.from_arrow(table)
+    assert isinstance(rows, pl.DataFrame)
+    expected = rows.filter(
+        pl.col("message").str.contains("timeout", literal=True), pl.col("service") == "db"
+    ).height
+    message_index.reset_message_index()
+    _forget()
+    assert search_module.count(lake, build_filter(text="timeout", service="db")) == expected
+    assert message_index.message_index_stats()["files"] == 1
