@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from tests.factories import T0, make_events, write_events
+from tests.lake.test_message_index_facts import _lake
 from workbench.lake import committed, compaction, facts, integrity, message_index, reader
 from workbench.query import search as search_module
 from workbench.query import trends
@@ -149,25 +150,6 @@ def test_a_file_changed_after_its_commit_is_checked_again(tmp_path: Path) -> Non
     assert list((tmp_path / "lake").rglob("_quarantine/*/*.parquet"))
 
 
-_MESSAGES = ["db timeout after 30s", "TIMEOUT in api", "ok", "", "straße gesperrt: ärger", "a.b["]
-
-
-def _message_lake(tmp_path: Path) -> str:
-    lake = str(tmp_path / "lake")
-    for part in range(3):
-        rows = [
-            {
-                "timestamp": T0 + timedelta(hours=part, minutes=i % 60),
-                "service": ("api", "db", "web")[(i + part) % 3],
-                "level": ("info", "warn", "error", "fatal")[i % 4],
-                "message": _MESSAGES[(i * (part + 1)) % len(_MESSAGES)],
-            }
-            for i in range(120)
-        ]
-        write_events(lake, rows, name=f"f{part}")
-    return lake
-
-
 def _groups(frame: pl.DataFrame) -> dict[tuple[str, str], Counter[str]]:
     """Return each ``(service, level)`` group's messages (with repeats) of a kept index."""
     messages = frame["messages"][0].to_list()
@@ -183,7 +165,7 @@ def _groups(frame: pl.DataFrame) -> dict[tuple[str, str], Counter[str]]:
 
 
 def test_the_message_index_kept_at_commit_is_the_one_a_reader_would_keep(tmp_path: Path) -> None:
-    lake = _message_lake(tmp_path)
+    lake = _lake(tmp_path)
     kept = sorted((Path(lake) / facts.FACTS_DIR).rglob(f"*.{committed.MSGIDX_KIND}-*"))
     assert len(kept) == 3
     at_commit = {p.name: _groups(pl.read_ipc(p)) for p in kept}
@@ -203,7 +185,7 @@ def test_the_message_index_kept_at_commit_is_the_one_a_reader_would_keep(tmp_pat
 def test_the_lakes_first_text_search_counts_from_the_index_kept_at_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lake = _message_lake(tmp_path)
+    lake = _lake(tmp_path)
     filters: list[dict[str, Any]] = [
         {"text": "timeout"},
         {"text": "TIMEOUT", "service": "db"},

@@ -69,3 +69,20 @@ def api_error_count(client: TestClient, service: str) -> int:
     assert response.status_code == 200, response.text
     total: int = response.json()["total"]
     return total
+
+
+def lake_in_compaction_grace(tmp_path: Path, events: int) -> tuple[str, int]:
+    """Return ``(lake URL, events written)`` of a 2-day demo lake whose every day was just
+    compacted with a 5-minute grace: compacted files and their sources are both on disk."""
+    from datetime import timedelta
+
+    from workbench.lake import compaction
+    from workbench.lake.schema import parse_partition_dir
+
+    lake_url = str(tmp_path / "lake")
+    written = generate(lake_url, events=events, days=2, services=3, now=NOW)
+    for path in sorted((tmp_path / "lake/logs").iterdir()):
+        day = parse_partition_dir(path.name)
+        assert day is not None
+        compaction.compact_partition(lake_url, day, min_files=2, grace=timedelta(minutes=5))
+    return lake_url, written

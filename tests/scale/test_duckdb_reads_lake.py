@@ -9,7 +9,7 @@ import duckdb
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from tests.scale.conftest import NOW, SERVICES, api_error_count
+from tests.scale.conftest import NOW, SERVICES, api_error_count, lake_in_compaction_grace
 from workbench.cli import main
 from workbench.config import Settings
 from workbench.demo import generate
@@ -103,12 +103,7 @@ def test_mid_compaction_the_workbench_files_list_gives_an_outside_engine_exact_c
 ) -> None:
     """``workbench files`` names the files the workbench reads: DuckDB over exactly those
     counts every event once, in the grace period too (a glob counts the merged rows twice)."""
-    lake_url = str(tmp_path / "lake")
-    written = generate(lake_url, events=1_000, days=2, services=3, now=NOW)
-    for path in sorted((tmp_path / "lake/logs").iterdir()):
-        day = parse_partition_dir(path.name)
-        assert day is not None
-        compaction.compact_partition(lake_url, day, min_files=2, grace=timedelta(minutes=5))
+    lake_url, written = lake_in_compaction_grace(tmp_path, 1_000)
     runner = CliRunner()
     result = runner.invoke(main, ["files", "--lake", lake_url, "--format", "duckdb"])
     assert result.exit_code == 0, result.output

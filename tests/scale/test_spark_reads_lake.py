@@ -11,14 +11,13 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.scale.conftest import NOW, api_error_count
+from tests.scale.conftest import api_error_count, lake_in_compaction_grace
 from workbench.config import Settings
 from workbench.lake.schema import PARTITION_KEY
 
@@ -96,16 +95,8 @@ def test_spark_reads_exactly_the_files_workbench_files_lists_mid_compaction(
     from click.testing import CliRunner
 
     from workbench.cli import main
-    from workbench.demo import generate
-    from workbench.lake import compaction
-    from workbench.lake.schema import parse_partition_dir
 
-    lake_url = str(tmp_path / "lake")
-    written = generate(lake_url, events=600, days=2, services=3, now=NOW)
-    for path in sorted((tmp_path / "lake/logs").iterdir()):
-        day = parse_partition_dir(path.name)
-        assert day is not None
-        compaction.compact_partition(lake_url, day, min_files=2, grace=timedelta(minutes=5))
+    lake_url, written = lake_in_compaction_grace(tmp_path, 600)
     listed = CliRunner().invoke(main, ["files", "--lake", lake_url])
     assert listed.exit_code == 0, listed.output
     paths = listed.output.split()
