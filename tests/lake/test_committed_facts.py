@@ -249,3 +249,28 @@ def test_a_file_of_over_65536_messages_keeps_32_bit_codes_at_commit(tmp_path: Pa
     _forget()
     assert search_module.count(lake, build_filter(text="timeout", service="db")) == expected
     assert message_index.message_index_stats()["files"] == 1
+
+
+def test_a_file_committed_while_compaction_prunes_keeps_its_facts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hot compaction runs while ingest commits: a file committed after compaction listed the
+    partition must keep the facts its writer kept (only facts of files gone are pruned)."""
+    lake = str(tmp_path / "lake")
+    write_events(lake, _events(), name="a")
+    write_events(lake, _events(30, offset=40), name="b")
+    real = compaction.lakefs.list_dir
+    late: list[str] = []
+
+    def list_then_commit(filesystem: Any, path: str) -> Any:
+        listed = real(filesystem, path)
+        if not late and "/logs/date=" in path:
+            late.extend(write_events(lake, _events(5, offset=70), name="late"))
+        return listed
+
+    monkeypatch.setattr(compaction.lakefs, "list_dir", list_then_commit)
+    [result] = compaction.compact(lake, now=T0 + timedelta(days=2), grace=timedelta(0))
+    monkeypatch.undo()
+    assert result.deleted == 2 and late
+    names = {n.split(".parquet.", 1)[0] for n in _kept(tmp_path / "lake")}
+    assert names == {Path(result.compacted_file or "").stem, "part-late"}

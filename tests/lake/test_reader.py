@@ -66,3 +66,15 @@ def test_map_remote_keeps_order_runs_inline_locally_and_on_a_bounded_pool_remote
     assert reader.map_remote(call, items, remote=True) == [i * i for i in items]
     assert threads and all(t.startswith("lake-remote") for t in threads)
     assert len(threads) <= reader._POOL_WORKERS
+
+
+def test_map_remote_called_from_its_own_worker_runs_inline_and_does_not_hang() -> None:
+    def inner(i: int) -> int:
+        return i + 1
+
+    def outer(n: int) -> list[int]:
+        return reader.map_remote(inner, list(range(n)), remote=True)
+
+    # More outer calls than workers, each mapping again: a nested wait on the pool would hang.
+    got = reader.map_remote(outer, [3] * (reader._POOL_WORKERS * 2), remote=True)
+    assert got == [[1, 2, 3]] * (reader._POOL_WORKERS * 2)

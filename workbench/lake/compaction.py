@@ -245,7 +245,6 @@ def _delete_replaced(
                 replaced_at[name] = min(replaced_at.get(name, e.mtime_ns), e.mtime_ns)
     grace_ns = grace // timedelta(microseconds=1) * 1000
     deleted = 0
-    gone: set[str] = set()
     for s in replaced:
         name = s.path.rsplit("/", 1)[-1]
         at = replaced_at.get(name)
@@ -256,12 +255,11 @@ def _delete_replaced(
             deleted += 1
         except FileNotFoundError:
             pass
-        gone.add(name)
     for e in entries:
         if e.base_name.startswith(_TMP_PREFIX) and e.mtime_ns < now_ns - 3600 * 10**9:
             fs.delete_file(e.path)  # a crashed run's leftover, never visible
     # The facts kept on disk for files the partition no longer holds go too (a bounded folder).
-    facts.prune(folder, {e.base_name for e in entries} - gone)
+    facts.prune(folder)
     return deleted
 
 

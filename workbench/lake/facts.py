@@ -164,16 +164,25 @@ def _object_day(partition_path: str) -> tuple[pafs.FileSystem, str] | None:
     return filesystem, f"{parts[0]}/{FACTS_DIR}/{parts[2]}"
 
 
-def prune(partition_path: str, live_names: set[str]) -> int:
-    """Delete the facts of files no longer in the partition (``live_names``); return how many."""
+def prune(partition_path: str) -> int:
+    """Delete the facts of files the partition no longer holds; return how many.
+
+    The facts are listed first, the partition's files second: a fact is written only after
+    its file was committed, so a file committed meanwhile (an ingest flush during hot
+    compaction) is in the second listing and keeps its facts.
+    """
     folder = _day_folder(partition_path)
     if folder is None:
-        return _prune_objects(partition_path, live_names)
+        return _prune_objects(partition_path)
     removed = 0
     try:
         kept = list(os.scandir(folder))
     except FileNotFoundError:
         return 0
+    try:
+        live_names = set(os.listdir(partition_path))
+    except FileNotFoundError:
+        live_names = set()
     for entry in kept:
         # "<file name>.<kind>-<key>": the file name is everything before the last dot-suffix.
         name = entry.name.rsplit(".", 1)[0]
@@ -186,15 +195,17 @@ def prune(partition_path: str, live_names: set[str]) -> int:
     return removed
 
 
-def _prune_objects(partition_path: str, live_names: set[str]) -> int:
-    """:func:`prune` on object storage."""
+def _prune_objects(partition_path: str) -> int:
+    """:func:`prune` on object storage (the same order: facts listed first, files second)."""
     remote = _object_day(partition_path)
     if remote is None:
         return 0
     filesystem, prefix = remote
+    kept = [e for e in lakefs.list_dir(filesystem, prefix) if e.size != -1]
+    live_names = {e.base_name for e in lakefs.list_dir(filesystem, partition_path)}
     removed = 0
-    for entry in lakefs.list_dir(filesystem, prefix):
-        if entry.size != -1 and entry.base_name.rsplit(".", 1)[0] not in live_names:
+    for entry in kept:
+        if entry.base_name.rsplit(".", 1)[0] not in live_names:
             try:
                 filesystem.delete_file(entry.path)
                 removed += 1

@@ -325,6 +325,7 @@ def file_stats(
 
 
 _POOL_WORKERS = 8
+_POOL_PREFIX = "lake-remote"
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -334,15 +335,17 @@ def map_remote(fn: Callable[[_T], _R], items: list[_T], *, remote: bool) -> list
     There every listing and every kept fact is a request that mostly waits on the network
     (1-20 ms each on S3), and a query over 30 days lists 30 partitions and reads a few facts
     per file: one at a time they add up to seconds. A local disk answers in microseconds:
-    the calls run in the caller's thread. The pool is one per process, of 8 threads.
+    the calls run in the caller's thread, as they do when the caller is one of the pool's
+    own workers. The pool is one per process, of 8 threads.
     """
     global _pool
-    if not remote or len(items) < 2:
+    nested = threading.current_thread().name.startswith(_POOL_PREFIX)
+    if not remote or len(items) < 2 or nested:  # a worker waiting on its own pool could hang
         return [fn(item) for item in items]
     if _pool is None:
         with _cache_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(_POOL_WORKERS, thread_name_prefix="lake-remote")
+                _pool = ThreadPoolExecutor(_POOL_WORKERS, thread_name_prefix=_POOL_PREFIX)
     return list(_pool.map(fn, items))
 
 
