@@ -68,6 +68,7 @@ def test_map_remote_keeps_order_runs_inline_locally_and_on_a_bounded_pool_remote
     assert len(threads) <= reader._POOL_WORKERS
 
 
+@pytest.mark.timeout(30)
 def test_map_remote_called_from_its_own_worker_runs_inline_and_does_not_hang() -> None:
     def inner(i: int) -> int:
         return i + 1
