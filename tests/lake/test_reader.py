@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.factories import T0, make_events, write_events
 from workbench.lake import reader
 
